@@ -1,0 +1,81 @@
+"""Guide composites: from a chip's 12 monthly S1/S2 images to one C x H x W guide."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from gsr_bench.data.biomassters import CLP_INVALID, LEAF_ON_MONTHS, S1_BANDS, S2_BANDS, RawChip
+from gsr_bench.errors import GsrBenchError
+
+LEAF_ON = LEAF_ON_MONTHS
+CLOUDY = 50.0
+
+
+@dataclass
+class Composite:
+    guide: np.ndarray  # [C, H, W] float32, NaN where no observation at all
+    fallback_month: int  # -1: leaf-on months used; 0-11: the S2 month used instead; -2: no S2
+
+
+def _cloud_mask(clp: np.ndarray) -> np.ndarray:
+    return np.isnan(clp) | (clp > CLOUDY) | (clp == CLP_INVALID)
+
+
+def _nan_reduce(fn: Callable[..., np.ndarray], stack: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():  # all-NaN pixels are expected and handled by the caller
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(fn(stack, axis=0), dtype=np.float32)
+
+
+def _least_cloudy(chip: RawChip, months: list[int]) -> int:
+    clp = np.where(chip.clp[months] == CLP_INVALID, 100.0, chip.clp[months])
+    return months[int(np.argmin(np.nanmean(clp.reshape(len(months), -1), axis=1)))]
+
+
+def leafon_median(chip: RawChip) -> Composite:
+    """Median of S2 B2..B12 over clear leaf-on pixels + mean of the four S1 bands over 12 months.
+
+    A pixel cloudy in every leaf-on month takes the leaf-on month where it is least cloudy. A chip
+    with no clear leaf-on pixel at all falls back to its least cloudy S2 month, whatever the season.
+    """
+    present = chip.s2_present
+    leafon = [m for m in LEAF_ON if present[m]]
+    fallback = -1
+    if leafon and not _cloud_mask(chip.clp[leafon]).all():
+        stack = chip.s2[leafon].copy()
+        cloudy = _cloud_mask(chip.clp[leafon])
+        stack[np.broadcast_to(cloudy[:, None], stack.shape)] = np.nan
+        s2 = _nan_reduce(np.nanmedian, stack)
+        holes = np.isnan(s2).all(axis=0)
+        if holes.any():
+            clp = np.where(np.isnan(chip.clp[leafon]), np.inf, chip.clp[leafon])
+            best = np.argmin(clp, axis=0)
+            filler = np.take_along_axis(chip.s2[leafon], best[None, None], axis=0)[0]
+            s2[:, holes] = filler[:, holes]
+    elif present.any():
+        fallback = _least_cloudy(chip, [int(m) for m in np.flatnonzero(present)])
+        s2 = chip.s2[fallback].astype(np.float32)
+    else:
+        fallback = -2
+        s2 = np.full((len(S2_BANDS), *chip.target.shape), np.nan, np.float32)
+    s1 = _nan_reduce(np.nanmean, chip.s1)
+    return Composite(np.concatenate([s2, s1]).astype(np.float32), fallback)
+
+
+COMPOSITES: dict[str, tuple[Callable[[RawChip], Composite], tuple[str, ...]]] = {
+    "leafon-median": (leafon_median, (*S2_BANDS, *S1_BANDS)),
+}
+
+
+def get_composite(name: str) -> tuple[Callable[[RawChip], Composite], tuple[str, ...]]:
+    """The composite function and its channel names."""
+    try:
+        return COMPOSITES[name]
+    except KeyError:
+        raise GsrBenchError(
+            f"unknown guide composite {name!r}; known: {', '.join(COMPOSITES)}"
+        ) from None

@@ -1,0 +1,347 @@
+"""Synthetic BioMassters: a seeded simulation of Finnish forest in the official file layout.
+
+The point is not pretty pictures but a problem that behaves like the real one, so that methods
+rank on it as on BioMassters:
+
+* land cover per tile: forest stands as irregular (warped Voronoi) polygons of 1-20 ha, clear-cuts,
+  fields, water, bog and roads; about a fifth of the pixels carry no biomass;
+* forest biomass from a Chapman-Richards growth curve of stand age, times a spatially correlated
+  canopy texture, so 10 m detail exists that a 100 m source cannot hold;
+* Sentinel-2 reflectance that follows biomass and saturates (NIR up, red and SWIR down), per
+  species, with phenology, snow, clouds, their shadows and a matching cloud probability band;
+* Sentinel-1 backscatter that rises with biomass and saturates near 100-150 Mg/ha, with speckle,
+  frozen-ground winters, -9999 no-data and missing descending passes;
+* months absent with about the real frequencies.
+
+Because optical and radar signals saturate, regression from the images alone underestimates high
+biomass, while the source holds the stand-level level and the guide the stand boundaries.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import cKDTree
+from tqdm.auto import tqdm
+
+from gsr_bench.data.biomassters import MONTHS
+from gsr_bench.data.tiff import posix_cksum, write_tiff
+from gsr_bench.parallel import Partial, default_workers, ordered_map
+
+GENERATOR_VERSION = "1"
+SIZE = 256
+
+FIELD, WATER, BOG, ROAD, CUT, FOREST = range(6)
+PINE, SPRUCE, BIRCH = range(3)
+
+# Leaf-on reflectance of B2 B3 B4 B5 B6 B7 B8 B8A B11 B12.
+SPECTRA = {
+    "low": [0.050, 0.075, 0.085, 0.125, 0.165, 0.180, 0.190, 0.200, 0.250, 0.170],
+    "pine": [0.020, 0.040, 0.024, 0.070, 0.175, 0.215, 0.235, 0.245, 0.115, 0.050],
+    "spruce": [0.015, 0.032, 0.018, 0.058, 0.160, 0.200, 0.215, 0.225, 0.100, 0.042],
+    "birch": [0.024, 0.052, 0.024, 0.085, 0.265, 0.320, 0.345, 0.355, 0.155, 0.065],
+    "crop": [0.035, 0.070, 0.040, 0.110, 0.300, 0.370, 0.410, 0.420, 0.215, 0.105],
+    "soil": [0.060, 0.085, 0.105, 0.130, 0.150, 0.165, 0.180, 0.190, 0.270, 0.210],
+    "water": [0.030, 0.035, 0.022, 0.018, 0.012, 0.010, 0.008, 0.008, 0.005, 0.004],
+    "bog": [0.040, 0.060, 0.060, 0.095, 0.170, 0.200, 0.215, 0.225, 0.170, 0.090],
+    "road": [0.090, 0.110, 0.130, 0.150, 0.170, 0.180, 0.190, 0.200, 0.250, 0.210],
+    "snow": [0.780, 0.770, 0.760, 0.740, 0.720, 0.700, 0.680, 0.670, 0.080, 0.060],
+    "cloud": [0.450, 0.440, 0.440, 0.450, 0.470, 0.480, 0.490, 0.490, 0.380, 0.280],
+}
+# Per month index (0 = September): greenness of deciduous vegetation and crops, snow cover,
+# canopy illumination, frozen ground, cloudiness and how often a month has an S2 image at all.
+GREEN = np.array([0.70, 0.30, 0.05, 0.0, 0.0, 0.0, 0.0, 0.10, 0.55, 0.95, 1.0, 0.90])
+SNOW = np.array([0.0, 0.05, 0.45, 0.90, 1.0, 1.0, 0.90, 0.25, 0.0, 0.0, 0.0, 0.0])
+ILLUM = np.array([0.92, 0.80, 0.65, 0.55, 0.58, 0.72, 0.86, 0.95, 1.0, 1.0, 1.0, 0.96])
+FROZEN = np.array([0.0, 0.1, 0.5, 1.0, 1.0, 1.0, 0.8, 0.1, 0.0, 0.0, 0.0, 0.0])
+CLOUDINESS = np.array([0.30, 0.40, 0.55, 0.60, 0.55, 0.40, 0.30, 0.20, 0.15, 0.15, 0.15, 0.20])
+S2_PRESENT = np.array([0.92, 0.72, 0.45, 0.14, 0.30, 0.62, 0.85, 1.0, 1.0, 1.0, 1.0, 1.0])
+S1_PRESENT = 0.97
+
+
+@dataclass
+class SyntheticChip:
+    agb: np.ndarray  # [H, W] float32 Mg/ha
+    s1: dict[int, np.ndarray]  # month -> [4, H, W] float32 dB
+    s2: dict[int, np.ndarray]  # month -> [11, H, W] uint16
+
+
+def smooth_noise(rng: np.random.Generator, size: int, cell: float) -> np.ndarray:
+    """Unit-variance Gaussian noise correlated over about ``cell`` pixels."""
+    if cell <= 4:  # short correlation: a small Gaussian kernel on white noise is cheapest
+        fine = ndimage.gaussian_filter(rng.standard_normal((size, size), np.float32), cell / 2)
+    else:  # long correlation: interpolate coarse noise rather than convolve with a wide kernel
+        n = max(2, int(np.ceil(size / cell)) + 3)
+        coarse = rng.standard_normal((n, n), np.float32)
+        fine = ndimage.zoom(coarse, size / (n - 3), order=2, mode="reflect")[:size, :size]
+    fine -= fine.mean()
+    return (fine / (fine.std() + 1e-9)).astype(np.float32)
+
+
+def _land_cover(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stand label per pixel from a warped Voronoi tessellation, and the stand count."""
+    n_stands = int(rng.integers(70, 140))
+    seeds = rng.uniform(-8, size + 8, (n_stands, 2))
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    warp = 9.0
+    yy += warp * smooth_noise(rng, size, 28)
+    xx += warp * smooth_noise(rng, size, 28)
+    _, stand = cKDTree(seeds).query(np.stack([yy.ravel(), xx.ravel()], 1))
+    return stand.reshape(size, size).astype(np.int32), np.int64(n_stands)
+
+
+def _roads(rng: np.random.Generator, size: int) -> np.ndarray:
+    mask = np.zeros((size, size), bool)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    for _ in range(int(rng.choice([0, 1, 1, 2, 3]))):
+        angle = rng.uniform(0, np.pi)
+        offset = rng.uniform(0.15, 0.85) * size
+        bend = rng.uniform(-0.0015, 0.0015)
+        along = xx * np.cos(angle) + yy * np.sin(angle)
+        dist = -xx * np.sin(angle) + yy * np.cos(angle) - offset + bend * (along - size / 2) ** 2
+        mask |= np.abs(dist) < rng.choice([0.6, 0.9, 1.3])
+    return mask
+
+
+def simulate_chip(rng: np.random.Generator, size: int = SIZE) -> SyntheticChip:
+    """One chip: land cover, biomass, 12 months of S1 and S2."""
+    stand, n = _land_cover(rng, size)
+    # Landscape of the tile: mostly forest, sometimes farmland or mire.
+    kind = rng.choice(3, p=[0.72, 0.18, 0.10])
+    p_cover = {
+        0: [0.09, 0.04, 0.05, 0.0, 0.10, 0.72],
+        1: [0.40, 0.03, 0.04, 0.0, 0.06, 0.47],
+        2: [0.05, 0.10, 0.35, 0.0, 0.05, 0.45],
+    }[int(kind)]
+    cover_s = rng.choice(6, size=n, p=p_cover)
+    species_s = rng.choice(3, size=n, p=[0.50, 0.32, 0.18])
+    # Finnish age structure: many young and middle-aged stands, few old ones.
+    age_s = np.clip(rng.gamma(3.5, 14.0, n), 3, 140)
+    asymptote = rng.uniform(350, 450)
+    site_s = rng.lognormal(0.0, 0.12, n)
+    k, p = 0.018, 2.6
+    stand_agb = asymptote * site_s * (1 - np.exp(-k * age_s)) ** p
+    cut_age_s = rng.uniform(0, 7, n)  # years since a clear-cut: regrowth starts after ~3
+    stand_agb = np.where(cover_s == CUT, np.clip(cut_age_s - 3, 0, None) * 2.0, stand_agb)
+    stand_agb = np.where(cover_s == BOG, rng.uniform(5, 35, n), stand_agb)
+    stand_agb = np.where(np.isin(cover_s, [FIELD, WATER]), 0.0, stand_agb)
+
+    cover = cover_s[stand]
+    species = species_s[stand]
+    roads = _roads(rng, size)
+    cover[roads] = ROAD
+    # Canopy texture: crowns and gaps at 10-30 m, denser patches at ~100 m, gaps to bare ground.
+    tex = 0.21 * smooth_noise(rng, size, 2.5) + 0.21 * smooth_noise(rng, size, 9)
+    texture = np.exp(tex - 0.5 * (0.21**2 + 0.21**2))
+    gaps = smooth_noise(rng, size, 3) > 2.1
+    agb = stand_agb[stand].astype(np.float32) * texture
+    agb[np.isin(cover, [FIELD, WATER, ROAD])] = 0.0
+    agb[gaps & (cover == FOREST)] *= 0.15
+    # Stand edges: a soft transition over ~20 m, as crowns overhang neighbours.
+    forested = np.isin(cover, [FOREST, BOG, CUT])
+    agb = np.where(forested, ndimage.gaussian_filter(agb, 0.7), 0.0)
+    agb = np.clip(agb, 0, 600).astype(np.float32)
+
+    basis = _s2_basis(agb, cover, species)
+    s2 = {m: _s2_month(rng, m, basis, agb, cover, stand, n) for m in range(12)
+          if rng.random() < S2_PRESENT[m]}
+    s1 = {m: _s1_month(rng, m, agb, cover) for m in range(12) if rng.random() < S1_PRESENT}
+    return SyntheticChip(agb, s1, s2)
+
+
+def _spectrum(name: str) -> np.ndarray:
+    return np.asarray(SPECTRA[name], np.float32)[:, None, None]
+
+
+def _s2_basis(agb: np.ndarray, cover: np.ndarray, species: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Leaf-off reflectance ``P``, its leaf-on change ``Q`` and the illumination weight.
+
+    Every month's reflectance is ``(P + green * Q) * (1 - w + w * illumination)``: computing the
+    per-pixel spectra once per chip keeps a chip well under a second.
+    """
+    sat = (1 - np.exp(-agb / 70.0)).astype(np.float32)  # canopy closure: saturates past ~200 Mg/ha
+    con = np.moveaxis(
+        np.stack([np.asarray(SPECTRA[s], np.float32) for s in ("pine", "spruce", "birch")])[species],
+        -1, 0,
+    )
+    low, soil = _spectrum("low"), _spectrum("soil")
+    # Deciduous canopies lose their leaves (dormancy 0 + green); conifers only dull in winter.
+    d0 = np.where(species == BIRCH, 0.0, 0.75).astype(np.float32)
+    d1 = np.where(species == BIRCH, 1.0, 0.25).astype(np.float32)
+    p = (1 - sat) * soil + sat * (low + d0 * (con - low))
+    q = (1 - sat) * (low - soil) + sat * d1 * (con - low)
+    bog_p, bog_q = 0.6 * soil, _spectrum("bog") - 0.6 * soil
+    rules = (
+        (cover == FIELD, soil, _spectrum("crop") - soil),
+        (cover == WATER, _spectrum("water"), 0.0 * soil),
+        (cover == BOG, 0.5 * bog_p + 0.5 * p, 0.5 * bog_q + 0.5 * q),
+        (cover == ROAD, _spectrum("road"), 0.0 * soil),
+    )
+    for mask, rp, rq in rules:
+        p = np.where(mask[None], rp, p)
+        q = np.where(mask[None], rq, q)
+    shade = np.where(np.isin(cover, [FOREST, CUT]), 0.25, 0.0).astype(np.float32)
+    return p.astype(np.float32), q.astype(np.float32), shade
+
+
+def _s2_month(
+    rng: np.random.Generator, m: int, basis: tuple[np.ndarray, ...], agb: np.ndarray,
+    cover: np.ndarray, stand: np.ndarray, n: int,
+) -> np.ndarray:
+    size = agb.shape[0]
+    p, q, shade = basis
+    refl = (p + np.float32(GREEN[m]) * q) * (1 - shade + shade * np.float32(ILLUM[m]))
+    # Stand-level and pixel-level variation that biomass does not explain.
+    stand_gain = rng.lognormal(0, 0.09, (3, n)).astype(np.float32)[:, stand]
+    refl = refl * stand_gain[[0, 0, 0, 1, 1, 1, 1, 1, 2, 2]]
+    refl = refl * (1 + 0.07 * smooth_noise(rng, size, 1.5))[None]
+    # Snow shows through a canopy in proportion to its openness.
+    snow = SNOW[m] * rng.uniform(0.7, 1.0)
+    if snow > 0:
+        seen = snow * np.where(np.isin(cover, [FOREST, CUT, BOG]), np.exp(-agb / 60.0), 1.0)
+        seen = seen.astype(np.float32)
+        refl = refl + seen[None] * (_spectrum("snow") - refl)
+    # Clouds and their shadows, with a cloud probability band that matches them.
+    cover_frac = np.clip(rng.beta(1.2, 1.2 / CLOUDINESS[m] - 1.2), 0, 0.97)
+    field_c = smooth_noise(rng, size, rng.uniform(18, 45))
+    threshold = np.quantile(field_c, 1 - cover_frac)
+    alpha = np.clip((field_c - threshold) / 0.6, 0, 1)
+    shift = rng.integers(-25, 26, 2)
+    shadow = np.roll(alpha, tuple(int(s) for s in shift), axis=(0, 1)) * (1 - alpha)
+    refl = refl * (1 - 0.55 * shadow)[None]
+    refl = refl + alpha[None] * (_spectrum("cloud") * rng.uniform(0.8, 1.4) - refl)
+    clp = np.clip(100 * np.clip((field_c - threshold + 0.5) / 0.9, 0, 1)
+                  + 6 * rng.standard_normal((size, size), np.float32), 0, 100)
+    if rng.random() < 0.03:  # rare invalid cloud mask
+        row = int(rng.integers(0, size - 8))
+        clp[row:row + int(rng.integers(2, 8))] = 255
+    dn = refl * 10000 + 30 * rng.standard_normal(refl.shape, np.float32)
+    out = np.empty((11, size, size), np.uint16)
+    out[:10] = np.clip(dn, 1, 65535).astype(np.uint16)
+    out[10] = np.round(clp).astype(np.uint16)
+    return out
+
+
+def _s1_month(rng: np.random.Generator, m: int, agb: np.ndarray, cover: np.ndarray) -> np.ndarray:
+    size = agb.shape[0]
+    sat = 1 - np.exp(-agb / 55.0)  # saturates near 100-150 Mg/ha
+    frozen = FROZEN[m]
+    moisture = rng.normal(0, 0.8)
+    vv = -12.9 + 6.0 * sat - 1.8 * frozen
+    vh = -20.6 + 9.0 * sat - 1.5 * frozen
+    open_land = np.isin(cover, [FIELD, ROAD])
+    vv = np.where(open_land, -10.0 + moisture - 3.0 * frozen, vv)
+    vh = np.where(open_land, -19.0 + moisture - 2.5 * frozen, vh)
+    wet = cover == BOG
+    vv = np.where(wet, -12.5 + moisture - 2.0 * frozen + 2.0 * sat, vv)
+    vh = np.where(wet, -20.0 + moisture - 1.5 * frozen + 3.0 * sat, vh)
+    water = cover == WATER
+    vv = np.where(water, -21.0 + 4.0 * frozen + rng.normal(0, 1.5), vv)
+    vh = np.where(water, -27.5 + 2.0 * frozen + rng.normal(0, 1.0), vh)
+    terrain = 0.8 * smooth_noise(rng, size, 20)
+    bands = []
+    for base, offset in ((vv, 0.0), (vh, 0.0), (vv, -0.5), (vh, -0.5)):
+        linear = 10 ** ((base + offset + terrain) / 10)
+        looks = 4.4  # equivalent number of looks of the multilooked GRD product
+        speckle = rng.standard_gamma(looks, (size, size), np.float32) / looks
+        bands.append(10 * np.log10(linear * speckle))
+    out = np.stack(bands).astype(np.float32)
+    if rng.random() < 0.08:  # descending pass missing
+        out[2:] = -9999.0
+    if rng.random() < 0.10:  # swath edge: a strip of no data
+        width = int(rng.integers(3, 40))
+        if rng.random() < 0.5:
+            out[:, :, :width] = -9999.0
+        else:
+            out[:, :, -width:] = -9999.0
+    return out
+
+
+# --- official layout -------------------------------------------------------------------------
+
+FEATURE_COLUMNS = (
+    "filename", "chip_id", "satellite", "split", "month", "size", "cksum",
+    "s3path_us", "s3path_eu", "s3path_as", "corresponding_agbm",
+)
+AGBM_COLUMNS = ("filename", "chip_id", "size", "cksum", "s3path_us", "s3path_eu", "s3path_as")
+_BUCKETS = {
+    "us": "s3://drivendata-competition-biomassters-public-us",
+    "eu": "s3://drivendata-competition-biomassters-public-eu",
+    "as": "s3://drivendata-competition-biomassters-public-as",
+}
+
+
+def _s3(folder: str, filename: str) -> list[str]:
+    return [f"{bucket}/{folder}/{filename}" for bucket in _BUCKETS.values()]
+
+
+def chip_ids(seed: int, count: int) -> list[str]:
+    """Distinct 8-hex-digit chip ids, as the official ones look."""
+    ids: list[str] = []
+    i = 0
+    while len(ids) < count:
+        h = hashlib.sha1(f"gsr-bench-synthetic:{seed}:{i}".encode()).hexdigest()[:8]
+        if h not in ids:
+            ids.append(h)
+        i += 1
+    return ids
+
+
+def _write_chip(out: Path, job: tuple[str, str, int, int]) -> tuple[list[list[object]], list[object]]:
+    chip_id, split, seed, index = job
+    chip = simulate_chip(np.random.default_rng([seed, index]))
+    agbm_name = f"{chip_id}_agbm.tif"
+    rows: list[list[object]] = []
+    for sensor, images in (("S1", chip.s1), ("S2", chip.s2)):
+        for month, image in sorted(images.items()):
+            name = f"{chip_id}_{sensor}_{month:02d}.tif"
+            raw = write_tiff(out / f"{split}_features" / name, image)
+            rows.append([name, chip_id, sensor, split, MONTHS[month], len(raw), posix_cksum(raw),
+                         *_s3(f"{split}_features", name), agbm_name])
+    raw = write_tiff(out / f"{split}_agbm" / agbm_name, chip.agb)
+    label_row: list[object] = [agbm_name, chip_id, len(raw), posix_cksum(raw),
+                               *_s3(f"{split}_agbm", agbm_name)]
+    return rows, label_row
+
+
+def synthesize(
+    out: str | Path,
+    chips: int,
+    seed: int = 0,
+    test_chips: int | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Write a synthetic BioMassters folder with ``chips`` train and ``test_chips`` test chips."""
+    out = Path(out)
+    test_chips = max(1, chips // 4) if test_chips is None else test_chips
+    for folder in ("train_features", "train_agbm", "test_features", "test_agbm"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    ids = chip_ids(seed, chips + test_chips)
+    jobs = [(cid, "train" if i < chips else "test", seed, i) for i, cid in enumerate(ids)]
+    feature_rows: list[list[object]] = []
+    label_rows: dict[str, list[list[object]]] = {"train": [], "test": []}
+    results = ordered_map(Partial(_write_chip, out, position=1), jobs,
+                          default_workers() if workers is None else workers)
+    for job, (rows, label_row) in tqdm(zip(jobs, results, strict=True), total=len(jobs),
+                                       unit="chip", desc="synth", disable=not progress):
+        feature_rows.extend(rows)
+        label_rows[job[1]].append(label_row)
+    _write_csv(out / "features_metadata.csv", FEATURE_COLUMNS, feature_rows)
+    _write_csv(out / "train_agbm_metadata.csv", AGBM_COLUMNS, label_rows["train"])
+    _write_csv(out / "test_agbm_metadata.csv", AGBM_COLUMNS, label_rows["test"])
+    return out
+
+
+def _write_csv(path: Path, columns: tuple[str, ...], rows: list[list[object]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    tmp.replace(path)  # the metadata appears last: a folder without it is visibly unfinished

@@ -1,0 +1,191 @@
+"""Prepared HDF5 splits as datasets of the sample contract.
+
+A sample is a dict: ``guide`` float32 [C, H, W] (z-scored with the train statistics, no-data as
+0), ``source`` float32 [1, H/s, W/s] in Mg/ha, ``target`` float32 [1, H, W] in Mg/ha, ``valid``
+bool [1, H, W] and ``id`` str.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from scipy import ndimage
+
+from gsr_bench.data.prepare import block_mean, read_prepared_attrs
+from gsr_bench.errors import DataError
+from gsr_bench.protocol import Degradation
+
+IN_MEMORY_LIMIT = 4 * 2**30  # bytes: below this a split is read once and kept in memory
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset declares about its tiles."""
+
+    name: str
+    guide_channels: tuple[str, ...]
+    scale: int
+    data_range: float
+    bins: tuple[float, ...]
+    revision: str
+    target_mean: float
+    target_std: float
+    units: str = "Mg/ha"
+    rgb_channels: tuple[int, int, int] = (2, 1, 0)  # B4, B3, B2 of the default composite
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+def degrade(target: np.ndarray, valid: np.ndarray, scale: int, deg: Degradation, key: str) -> np.ndarray:
+    """The coarse source: exact block mean, after an optional blur, then optional noise and bias."""
+    image = target
+    if deg.blur_sigma > 0:
+        weight = ndimage.gaussian_filter(valid.astype(np.float32), (0, deg.blur_sigma, deg.blur_sigma))
+        image = ndimage.gaussian_filter(np.where(valid, target, 0), (0, deg.blur_sigma, deg.blur_sigma))
+        image = np.where(weight > 1e-6, image / np.maximum(weight, 1e-6), 0)
+    source = block_mean(image, valid, scale)
+    if deg.noise > 0:  # fixed per tile, so that every method and seed sees the same source
+        rng = np.random.default_rng(int(hashlib.sha1(key.encode()).hexdigest()[:8], 16))
+        source = source * (1 + deg.noise * rng.standard_normal(source.shape))
+    return np.clip(source * (1 + deg.bias), 0, None).astype(np.float32)
+
+
+@dataclass
+class TileSet(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """Tiles of one prepared split, cropped (top-left) to ``crop``."""
+
+    path: Path
+    indices: list[int]
+    info: DatasetInfo
+    guide_mean: np.ndarray
+    guide_std: np.ndarray
+    crop: int
+    degradation: Degradation = field(default_factory=Degradation)
+    _file: h5py.File | None = field(default=None, repr=False)
+    _cache: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _h5(self) -> h5py.File:
+        if self._file is None:
+            self._file = h5py.File(self.path, "r")
+        return self._file
+
+    def __getstate__(self) -> dict[str, Any]:  # h5py handles do not cross processes
+        state = dict(self.__dict__)
+        state["_file"] = None
+        return state
+
+    @property
+    def ids(self) -> list[str]:
+        names = self._h5()["chip_id"]
+        return [names[i].decode() for i in self.indices]
+
+    def _read(self, index: int) -> dict[str, Any]:
+        f = self._h5()
+        c = self.crop
+        i = self.indices[index]
+        guide = f["guide"][i, :, :c, :c]
+        target = f["target"][i, :, :c, :c]
+        valid = f["valid"][i, :, :c, :c]
+        chip_id = f["chip_id"][i].decode()
+        guide = (guide - self.guide_mean[:, None, None]) / self.guide_std[:, None, None]
+        guide = np.nan_to_num(guide, nan=0.0).astype(np.float32)  # no observation: the mean
+        source = degrade(target, valid, self.info.scale, self.degradation, chip_id)
+        return {
+            "guide": torch.from_numpy(guide),
+            "source": torch.from_numpy(source),
+            "target": torch.from_numpy(target.astype(np.float32)),
+            "valid": torch.from_numpy(valid.astype(bool)),
+            "id": chip_id,
+        }
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if index < 0:
+            index += len(self)
+        if index in self._cache:
+            return self._cache[index]
+        sample = self._read(index)
+        if self._bytes_per_tile() * len(self) <= IN_MEMORY_LIMIT:
+            self._cache[index] = sample
+        return sample
+
+    def _bytes_per_tile(self) -> int:
+        return (len(self.info.guide_channels) + 2) * self.crop * self.crop * 4
+
+    def batch(self, indices: list[int] | range) -> dict[str, Any]:
+        """Several samples stacked into batch tensors (``id`` a list)."""
+        samples = [self[i] for i in indices]
+        out: dict[str, Any] = {k: torch.stack([s[k] for s in samples]) for k in ("guide", "source", "target", "valid")}
+        out["id"] = [s["id"] for s in samples]
+        return out
+
+
+@dataclass
+class Splits:
+    train: TileSet
+    val: TileSet
+    test: TileSet
+    info: DatasetInfo
+
+
+def open_prepared(
+    name: str,
+    train_h5: Path,
+    test_h5: Path,
+    crop: int,
+    scale: int,
+    bins: tuple[float, ...],
+    data_range: float,
+    revision: str,
+    degradation: Degradation,
+    max_tiles: tuple[int, int, int] = (0, 0, 0),
+) -> Splits:
+    """Train/val/test tile sets from two prepared files; statistics always from train."""
+    attrs = read_prepared_attrs(train_h5)
+    test_attrs = read_prepared_attrs(test_h5)
+    if int(attrs["crop"]) < crop:
+        raise DataError(f"{train_h5}: prepared at crop {attrs['crop']}, smaller than the protocol's {crop}")
+    if attrs["guide_channels"] != test_attrs["guide_channels"]:
+        raise DataError(f"{test_h5}: guide channels differ from {train_h5}")
+    info = DatasetInfo(
+        name=name,
+        guide_channels=tuple(json.loads(attrs["guide_channels"])),
+        scale=scale,
+        data_range=data_range,
+        bins=bins,
+        revision=revision,
+        target_mean=float(attrs["target_mean"]),
+        target_std=float(attrs["target_std"]),
+    )
+    with h5py.File(train_h5, "r") as f:
+        is_val = f["is_val"][:]
+    with h5py.File(test_h5, "r") as f:
+        n_test = len(f["done"])
+    train_idx = [int(i) for i in np.flatnonzero(~is_val)]
+    val_idx = [int(i) for i in np.flatnonzero(is_val)]
+    if not val_idx:  # tiny folders: hold out the last train chip rather than validate on nothing
+        val_idx, train_idx = train_idx[-1:], train_idx[:-1]
+    lists = [train_idx, val_idx, list(range(n_test))]
+    for k, limit in enumerate(max_tiles):
+        if limit:
+            lists[k] = lists[k][:limit]
+    for split, idx in zip(("train", "val", "test"), lists, strict=True):
+        if not idx:
+            raise DataError(f"{name}: the {split} split is empty")
+    mean = np.asarray(attrs["guide_mean"], np.float32)
+    std = np.asarray(attrs["guide_std"], np.float32)
+    sets = [
+        TileSet(path, idx, info, mean, std, crop, degradation)
+        for path, idx in ((train_h5, lists[0]), (train_h5, lists[1]), (test_h5, lists[2]))
+    ]
+    return Splits(sets[0], sets[1], sets[2], info)

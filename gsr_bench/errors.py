@@ -1,0 +1,37 @@
+"""User-facing errors: one clear line, no traceback unless ``--verbose``."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class GsrBenchError(Exception):
+    """An error caused by the user's input or environment, with what to do about it."""
+
+
+class UnknownNameError(GsrBenchError, KeyError):
+    """An unknown method, dataset or protocol name."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
+        known = sorted(known)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        listing = f" Known: {', '.join(known)}." if known else f" No {kind}s are registered."
+        super().__init__(f"unknown {kind} {name!r}.{hint}{listing}")
+        self.name = name
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class DataError(GsrBenchError):
+    """A missing, corrupt or inconsistent data file."""
+
+
+class ProtocolError(GsrBenchError):
+    """A protocol file that cannot be used."""
+
+
+class TrackingError(GsrBenchError):
+    """The MLflow tracking store cannot be used."""

@@ -1,0 +1,112 @@
+"""One job, start to end: create the method, fit it, predict the test split, measure it."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from gsr_bench.data.tiles import Splits, TileSet
+from gsr_bench.method import Method, TaskInfo
+from gsr_bench.metrics import MetricAccumulator
+from gsr_bench.registry import resolve_factory
+from gsr_bench.training import TrainContext, seed_everything
+
+if TYPE_CHECKING:
+    from gsr_bench.plugins import PluginManager
+    from gsr_bench.runner import Job
+
+
+def task_info(splits: Splits, crop: int) -> TaskInfo:
+    info = splits.info
+    return TaskInfo(info.guide_channels, info.scale, crop, info.target_mean, info.target_std, info.data_range)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def evaluate(
+    method: Method, tiles: TileSet, batch_size: int, device: torch.device, bins: Any,
+    warmup_batches: int = 1, extra: dict[str, Any] | None = None, progress: bool = False,
+    keep: int = 0,
+) -> tuple[dict[str, float], list[torch.Tensor]]:
+    """Metrics of ``method`` on ``tiles`` and the predictions of the first ``keep`` tiles.
+
+    Throughput counts only ``predict`` (data loading excluded), after ``warmup_batches`` batches,
+    synchronized on GPU.
+    """
+    acc = MetricAccumulator(tiles.info.data_range, tiles.info.scale, bins, extra or {})
+    starts = list(range(0, len(tiles), batch_size))
+    first = tiles.batch(range(0, min(batch_size, len(tiles))))
+    for _ in range(warmup_batches):
+        method.predict(first["guide"].to(device), first["source"].to(device))
+    _sync(device)
+    seconds, pixels, kept = 0.0, 0, []
+    for start in tqdm(starts, desc="evaluate", unit="batch", disable=not progress, leave=False):
+        b = tiles.batch(range(start, min(start + batch_size, len(tiles))))
+        guide, source = b["guide"].to(device), b["source"].to(device)
+        _sync(device)
+        t0 = time.perf_counter()
+        pred = method.predict(guide, source)
+        _sync(device)
+        seconds += time.perf_counter() - t0
+        pred = pred.float().cpu()
+        if not torch.isfinite(pred).all():
+            raise ValueError(f"non-finite predictions on tiles {b['id'][:3]}...")
+        pixels += pred.numel()
+        acc.update(pred, b["target"], b["valid"], b["source"])
+        kept.extend(pred[: max(0, keep - len(kept))])
+    metrics = acc.compute()
+    metrics["throughput_mpix_s"] = pixels / max(seconds, 1e-9) / 1e6
+    return metrics, kept
+
+
+def save_figure_tiles(path: Path, tiles: TileSet, preds: list[torch.Tensor]) -> None:
+    """The first tiles with their prediction, for the leaderboard's qualitative panel."""
+    b = tiles.batch(range(len(preds)))
+    rgb = b["guide"][:, list(tiles.info.rgb_channels)]
+    np.savez_compressed(
+        path, ids=np.array(b["id"]), rgb=rgb.numpy().astype(np.float16),
+        source=b["source"].numpy(), target=b["target"].numpy(), valid=b["valid"].numpy(),
+        pred=torch.stack(preds).numpy(),
+    )
+
+
+def execute(
+    job: Job, splits: Splits, device: torch.device, workdir: Path, checkpoint_dir: Path,
+    progress: bool, manager: PluginManager | None = None,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    proto = job.protocol
+    seed_everything(job.seed)
+    task = task_info(splits, proto.task.crop)
+    method: Method = job.method.create(task, **job.method_options).to(device)
+    ctx = TrainContext(proto.train, job.seed, device, job.key, checkpoint_dir, progress)
+    started = time.perf_counter()
+    fit_info = method.fit(splits.train, splits.val, ctx) or {}
+    train_time = time.perf_counter() - started
+    extra = {}
+    if manager is not None:
+        extra = {m.name: resolve_factory(m.fn) for m in manager.metrics}
+    metrics, preds = evaluate(
+        method, splits.test, proto.eval.batch_size, device, proto.eval.bins,
+        proto.eval.warmup_batches, extra, progress, keep=proto.eval.figure_tiles,
+    )
+    metrics.update({k: float(v) for k, v in fit_info.items()})
+    metrics["train_time_s"] = float(fit_info.get("train_time_s", train_time))
+    metrics["params"] = float(method.num_parameters())
+    metrics["test_tiles"] = float(len(splits.test))
+    params = method.config()
+    (workdir / "config.json").write_text(json.dumps(
+        {"job": job.config(), "chosen": params, "dataset": splits.info.to_dict(), "key": job.key},
+        indent=2, default=str,
+    ))
+    if preds:
+        save_figure_tiles(workdir / "tiles.npz", splits.test, preds)
+    return metrics, params

@@ -1,0 +1,102 @@
+"""Leaderboard figures: qualitative tiles, error by biomass bin, RMSE against throughput."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from gsr_bench.metrics import bin_names  # noqa: E402
+
+
+def _rgb(rgb: np.ndarray) -> np.ndarray:
+    """A z-scored B4/B3/B2 guide as a displayable image (2-98 % stretch per band)."""
+    img = np.moveaxis(rgb.astype(np.float32), 0, -1)
+    lo, hi = np.percentile(img, 2, axis=(0, 1)), np.percentile(img, 98, axis=(0, 1))
+    return np.clip((img - lo) / np.maximum(hi - lo, 1e-6), 0, 1)
+
+
+def qualitative(tiles: dict[str, dict[str, Any]], path: Path, title: str, tile: int = 0) -> None:
+    """Top: guide RGB, source, each method's prediction. Bottom: target, each method's error."""
+    if not tiles:
+        return
+    ref = next(iter(tiles.values()))
+    target, source = ref["target"][tile, 0], ref["source"][tile, 0]
+    vmax = float(np.percentile(target, 99.5)) or 1.0
+    n = len(tiles)
+    fig, axes = plt.subplots(2, n + 2, figsize=(2.3 * (n + 2), 5.0), squeeze=False)
+    axes[0, 0].imshow(_rgb(ref["rgb"][tile]))
+    axes[0, 0].set_title("guide (B4 B3 B2)", fontsize=8)
+    axes[0, 1].imshow(source, cmap="viridis", vmin=0, vmax=vmax, interpolation="nearest")
+    axes[0, 1].set_title("source (100 m)", fontsize=8)
+    axes[1, 0].imshow(target, cmap="viridis", vmin=0, vmax=vmax)
+    axes[1, 0].set_title("target (10 m)", fontsize=8)
+    axes[1, 1].axis("off")
+    im_err = im_val = None
+    for k, (method, data) in enumerate(tiles.items(), start=2):
+        pred = data["pred"][tile, 0]
+        im_val = axes[0, k].imshow(pred, cmap="viridis", vmin=0, vmax=vmax)
+        axes[0, k].set_title(method, fontsize=8)
+        err = pred - target
+        im_err = axes[1, k].imshow(err, cmap="RdBu_r", vmin=-vmax / 2, vmax=vmax / 2)
+        axes[1, k].set_title(f"error, RMSE {np.sqrt(np.mean(err**2)):.1f}", fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if im_val is not None and im_err is not None:
+        fig.colorbar(im_val, ax=axes[0, :].tolist(), shrink=0.8, label="AGB (Mg/ha)")
+        fig.colorbar(im_err, ax=axes[1, :].tolist(), shrink=0.8, label="error (Mg/ha)")
+    fig.suptitle(f"{title} · tile {ref['ids'][tile]}", fontsize=10)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _bins(table: pd.DataFrame) -> list[str]:
+    return [c.removeprefix("rmse_bin_").removesuffix("_mean") for c in table.columns
+            if c.startswith("rmse_bin_") and c.endswith("_mean")]
+
+
+def error_by_bin(table: pd.DataFrame, path: Path) -> None:
+    """RMSE and bias per biomass bin, one line per method."""
+    names = _bins(table)
+    order = [n for n in bin_names([0, 50, 100, 200, 300]) if n in names] or names
+    order += [n for n in names if n not in order]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    x = np.arange(len(order))
+    for _, r in table.iterrows():
+        ax1.plot(x, [r[f"rmse_bin_{b}_mean"] for b in order], marker="o", label=r["method"])
+        ax2.plot(x, [r[f"bias_bin_{b}_mean"] for b in order], marker="o", label=r["method"])
+    labels = [b.replace("gt", ">") for b in order]
+    for ax, name in ((ax1, "RMSE (Mg/ha)"), (ax2, "bias, prediction − target (Mg/ha)")):
+        ax.set_xticks(x, labels)
+        ax.set_xlabel("target biomass bin (Mg/ha)")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    ax2.axhline(0, color="k", lw=0.8)
+    ax1.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def speed(table: pd.DataFrame, path: Path) -> None:
+    """RMSE against inference throughput (log scale)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for _, r in table.iterrows():
+        ax.errorbar(r["throughput_mpix_s_mean"], r["rmse_mean"], yerr=r.get("rmse_std", 0) or 0,
+                    fmt="o", capsize=3)
+        ax.annotate(r["method"], (r["throughput_mpix_s_mean"], r["rmse_mean"]), fontsize=8,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("inference throughput (Mpix/s, log)")
+    ax.set_ylabel("RMSE (Mg/ha)")
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,102 @@
+"""The method interface (design section 6).
+
+A method plugin's factory takes the :class:`TaskInfo` and options and returns a :class:`Method`.
+Training-free methods implement ``predict``; learned methods subclass :class:`TorchMethod`, build
+``self.net`` and implement ``forward``, and the core's standard training loop trains them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from gsr_bench.data.tiles import TileSet
+    from gsr_bench.training import TrainContext
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What a method is told about the task when it is created."""
+
+    guide_channels: tuple[str, ...]
+    scale: int
+    crop: int
+    target_mean: float
+    target_std: float
+    data_range: float
+
+    @property
+    def in_channels(self) -> int:
+        return len(self.guide_channels)
+
+
+class Method:
+    """Base of all methods. ``spec`` and ``options`` are set by the registry on creation."""
+
+    spec: Any = None
+    options: dict[str, Any]
+    device: torch.device = torch.device("cpu")
+
+    def __init__(self, task: TaskInfo) -> None:
+        self.task = task
+        self.options = {}
+
+    def fit(self, train: TileSet, val: TileSet, ctx: TrainContext) -> dict[str, float]:
+        """Train on ``train``, select on ``val``; returns numbers to log. Nothing to do by default."""
+        return {}
+
+    def predict(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` normalized guide and ``[B, 1, h, w]`` source (Mg/ha) -> ``[B, 1, H, W]``."""
+        raise NotImplementedError
+
+    def to(self, device: torch.device) -> Method:
+        self.device = device
+        return self
+
+    def num_parameters(self) -> int:
+        return 0
+
+    def config(self) -> dict[str, Any]:
+        """Hyper-parameters chosen during ``fit`` (logged as params), e.g. a tuned sigma."""
+        return {}
+
+
+class TorchMethod(Method):
+    """A learned method: ``self.net`` is trained by the core's standard loop.
+
+    Subclasses build ``self.net`` in ``__init__`` and implement ``forward(guide, source)``
+    returning Mg/ha; helpers normalize the source and target with the dataset's statistics.
+    """
+
+    net: nn.Module
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.task.target_mean) / self.task.target_std
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.task.target_std + self.task.target_mean
+
+    def forward(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def fit(self, train: TileSet, val: TileSet, ctx: TrainContext) -> dict[str, float]:
+        from gsr_bench.training import train_method
+
+        return train_method(self, train, val, ctx)
+
+    @torch.no_grad()
+    def predict(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        self.net.eval()
+        return self.forward(guide.to(self.device), source.to(self.device))
+
+    def to(self, device: torch.device) -> TorchMethod:
+        self.device = device
+        self.net.to(device)
+        return self
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.net.parameters())

@@ -1,0 +1,217 @@
+"""Versioned evaluation protocols, frozen in TOML files shipped with the package.
+
+A protocol fixes everything that makes two numbers comparable: the crop, scale and source
+degradation, the guide composite, the training budget, the evaluation and the seeds. Unknown keys
+are errors (a typo must never silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from gsr_bench.errors import ProtocolError, UnknownNameError
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """How the coarse source is made from the target beyond the exact block mean."""
+
+    blur_sigma: float = 0.0  # Gaussian blur (in 10 m pixels) before block averaging
+    noise: float = 0.0  # multiplicative Gaussian noise (relative std) per source cell
+    bias: float = 0.0  # multiplicative bias (0.1 = +10 %)
+
+
+@dataclass(frozen=True)
+class Task:
+    crop: int = 250
+    scale: int = 10
+    degradation: Degradation = field(default_factory=Degradation)
+
+
+@dataclass(frozen=True)
+class Synthetic:
+    """Size of ``biomassters-synthetic`` under this protocol."""
+
+    train_chips: int = 60
+    test_chips: int = 20
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Data:
+    composite: str = "leafon-median"
+    max_train_tiles: int = 0  # 0: all
+    max_val_tiles: int = 0
+    max_test_tiles: int = 0
+    synthetic: Synthetic = field(default_factory=Synthetic)
+
+
+@dataclass(frozen=True)
+class Train:
+    steps: int = 300
+    batch_size: int = 16
+    patch_size: int = 60  # a multiple of the scale: crops stay aligned with the source grid
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    loss: str = "l1"
+    val_every: int = 100
+    checkpoint_every: int = 100
+    augment: bool = True
+
+
+@dataclass(frozen=True)
+class Eval:
+    batch_size: int = 8
+    bins: list[float] = field(default_factory=lambda: [0.0, 50.0, 100.0, 200.0, 300.0])
+    figure_tiles: int = 2
+    warmup_batches: int = 1
+    project_to_source: bool = False
+
+
+@dataclass(frozen=True)
+class Device:
+    policy: str = "auto"  # auto: CUDA when present, else CPU
+    bf16: bool = False
+    channels_last: bool = False
+    compile: bool = False
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    version: str
+    description: str = ""
+    seeds: list[int] = field(default_factory=lambda: [0])
+    task: Task = field(default_factory=Task)
+    data: Data = field(default_factory=Data)
+    train: Train = field(default_factory=Train)
+    eval: Eval = field(default_factory=Eval)
+    device: Device = field(default_factory=Device)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self) -> str:
+        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def with_overrides(self, overrides: Mapping[str, Any], origin: str = "overrides") -> Protocol:
+        """A new protocol with dotted-key overrides applied (``{"train.lr": 1e-4}``)."""
+        data = self.to_dict()
+        for dotted, value in overrides.items():
+            node = data
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                if not isinstance(node.get(part), dict):
+                    raise ProtocolError(f"{origin}: unknown protocol key {dotted!r}")
+                node = node[part]
+            if leaf not in node:
+                raise ProtocolError(f"{origin}: unknown protocol key {dotted!r}")
+            node[leaf] = value
+        return build_protocol(data, origin)
+
+    def validate(self, origin: str) -> None:
+        if self.task.crop % self.task.scale:
+            raise ProtocolError(
+                f"{origin}: task.crop {self.task.crop} is not a multiple of task.scale {self.task.scale}"
+            )
+        if self.train.patch_size % self.task.scale or self.train.patch_size > self.task.crop:
+            raise ProtocolError(
+                f"{origin}: train.patch_size {self.train.patch_size} must be a multiple of the "
+                f"scale and at most the crop"
+            )
+        if not self.seeds:
+            raise ProtocolError(f"{origin}: seeds is empty")
+
+
+def _build(cls: type, data: Mapping[str, Any], origin: str, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" (did you mean {prefix}{close[0]!r}?)" if close else ""
+            raise ProtocolError(
+                f"{origin}: unknown key {dotted!r}{hint}; allowed here: {', '.join(names)}"
+            )
+        hint_t = hints[key]
+        if dataclasses.is_dataclass(hint_t):
+            if not isinstance(value, Mapping):
+                raise ProtocolError(f"{origin}: {dotted!r} must be a table")
+            kwargs[key] = _build(hint_t, value, origin, f"{dotted}.")  # type: ignore[arg-type]
+        else:
+            kwargs[key] = _check_type(value, hint_t, origin, dotted)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ProtocolError(f"{origin}: {exc}") from None
+
+
+def _check_type(value: Any, hint: Any, origin: str, dotted: str) -> Any:
+    origin_t = typing.get_origin(hint)
+    if origin_t is list:
+        (item_t,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ProtocolError(f"{origin}: {dotted!r} must be a list")
+        return [_check_type(v, item_t, origin, dotted) for v in value]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
+        raise ProtocolError(
+            f"{origin}: {dotted!r} must be {hint.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def build_protocol(data: Mapping[str, Any], origin: str) -> Protocol:
+    for required in ("name", "version"):
+        if required not in data:
+            raise ProtocolError(f"{origin}: missing required key {required!r}")
+    protocol: Protocol = _build(Protocol, data, origin, "")
+    protocol.validate(origin)
+    return protocol
+
+
+def _builtin_files() -> dict[str, Any]:
+    folder = resources.files("gsr_bench") / "protocols"
+    return {p.name[: -len(".toml")]: p for p in folder.iterdir() if p.name.endswith(".toml")}
+
+
+def list_protocols() -> list[Protocol]:
+    return [load_protocol(name) for name in sorted(_builtin_files())]
+
+
+def load_protocol(name_or_path: str | Path) -> Protocol:
+    """A built-in protocol by name (``"quick"``) or a TOML file by path."""
+    text_name = str(name_or_path)
+    builtin = _builtin_files()
+    if text_name in builtin:
+        source, origin = builtin[text_name].read_text(), f"protocol {text_name!r}"
+    elif text_name.endswith(".toml") or Path(text_name).exists():
+        path = Path(text_name)
+        try:
+            source, origin = path.read_text(), str(path)
+        except OSError as exc:
+            raise ProtocolError(f"{path}: cannot read protocol file ({exc.strerror})") from None
+    else:
+        raise UnknownNameError("protocol", text_name, builtin)
+    try:
+        data = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProtocolError(f"{origin}: not valid TOML ({exc})") from None
+    return build_protocol(data, origin)

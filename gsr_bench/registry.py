@@ -1,0 +1,171 @@
+"""Specs of what plugins register, and lazy registries of them.
+
+A spec is cheap metadata plus a factory given as ``"module:attr"``: listing names never imports
+torch or a model file; the factory is imported only when an item is created.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, Literal, Protocol, TypeVar
+
+from gsr_bench.errors import GsrBenchError, UnknownNameError
+
+Family = Literal["gsr", "sr", "regression"]
+FAMILIES: tuple[str, ...] = ("gsr", "sr", "regression")
+
+
+def resolve_factory(factory: str | Callable[..., Any]) -> Callable[..., Any]:
+    """Import a ``"package.module:attr"`` factory, or return a callable as is."""
+    if callable(factory):
+        return factory
+    module_name, _, attr = factory.partition(":")
+    if not attr:
+        raise GsrBenchError(f"factory {factory!r} must look like 'package.module:attribute'")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method as a plugin registers it.
+
+    Attributes:
+        name: registry name, lowercase with dashes (``"bicubic"``).
+        family: ``"gsr"`` (guide + source), ``"sr"`` (source only) or ``"regression"`` (guide only).
+        version: bump it whenever results would change: it is part of every job key.
+        description: one line shown by ``gsr-bench list methods``.
+        factory: ``"module:attr"`` or a callable ``factory(task, **options) -> Method``.
+        paper: reference of the method's paper.
+        options: default keyword options passed to the factory (recorded with each run).
+        overrides: protocol overrides the method declares, dotted keys (``{"train.lr": 1e-4}``).
+    """
+
+    name: str
+    family: str
+    version: str
+    description: str
+    factory: str | Callable[..., Any]
+    paper: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    plugin: str = ""
+    distribution: str = ""
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise GsrBenchError(
+                f"method {self.name!r}: family {self.family!r} is not one of {', '.join(FAMILIES)}"
+            )
+
+    def create(self, task: Any, **options: Any) -> Any:
+        merged = {**self.options, **options}
+        method = resolve_factory(self.factory)(task, **merged)
+        method.spec = self
+        method.options = merged
+        return method
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset adapter as a plugin registers it.
+
+    Attributes:
+        name: registry name (``"biomassters"``).
+        version: bump it when the prepared data would change: it is part of every job key.
+        description: one line shown by ``gsr-bench list datasets``.
+        factory: ``"module:attr"`` or a callable ``factory(**options) -> DatasetAdapter``.
+    """
+
+    name: str
+    version: str
+    description: str
+    factory: str | Callable[..., Any]
+    options: Mapping[str, Any] = field(default_factory=dict)
+    plugin: str = ""
+    distribution: str = ""
+    family: str = "dataset"
+
+    def create(self, **options: Any) -> Any:
+        adapter = resolve_factory(self.factory)(**{**self.options, **options})
+        adapter.spec = self
+        return adapter
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """An extra metric: ``fn(pred, target, valid) -> float`` on tensors of one tile batch."""
+
+    name: str
+    fn: str | Callable[..., Any]
+    higher_is_better: bool
+    description: str = ""
+    version: str = "1"
+    plugin: str = ""
+    distribution: str = ""
+    family: str = "metric"
+
+
+class _Spec(Protocol):
+    name: str
+    plugin: str
+    distribution: str
+
+
+S = TypeVar("S", bound=_Spec)
+
+
+class DuplicateNameError(GsrBenchError):
+    pass
+
+
+class Registry(Generic[S]):
+    """Names to specs, with filtering and "did you mean" on a miss."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, S] = {}
+
+    def add(self, spec: S, plugin: str = "", distribution: str = "") -> S:
+        if not isinstance(spec.name, str) or not spec.name:
+            raise GsrBenchError(f"a {self.kind} needs a non-empty name, got {spec.name!r}")
+        if spec.name in self._items:
+            other = self._items[spec.name]
+            raise DuplicateNameError(
+                f"{self.kind} {spec.name!r} is already registered by plugin "
+                f"{other.plugin!r} ({other.distribution or 'unknown distribution'})"
+            )
+        spec = replace(spec, plugin=plugin, distribution=distribution)  # type: ignore[type-var]
+        self._items[spec.name] = spec
+        return spec
+
+    def get(self, name: str) -> S:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise UnknownNameError(self.kind, name, self._items) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[S]:
+        return iter(sorted(self._items.values(), key=lambda s: s.name))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def names(self, pattern: str | None = None, family: str | None = None) -> list[str]:
+        """Sorted names, filtered by a shell-style ``pattern`` and a ``family``."""
+        out = []
+        for spec in self:
+            if pattern and not fnmatch.fnmatch(spec.name, pattern):
+                continue
+            if family and getattr(spec, "family", None) != family:
+                continue
+            out.append(spec.name)
+        return out

@@ -1,0 +1,205 @@
+"""Jobs and their execution (design section 8).
+
+A job is (method, dataset, protocol, seed). Its key hashes the resolved configuration with the
+method, dataset and protocol versions: a finished MLflow run with that key means the job is done,
+and changing any of them invalidates the result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gsr_bench.errors import GsrBenchError
+from gsr_bench.plugins import PluginManager
+from gsr_bench.protocol import Protocol
+from gsr_bench.registry import DatasetSpec, MethodSpec
+from gsr_bench.tracking import JOB_KEY_TAG, Tracker, flatten
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    method: MethodSpec
+    dataset: DatasetSpec
+    protocol: Protocol  # with the method's declared overrides applied
+    seed: int
+    method_options: Mapping[str, Any] = field(default_factory=dict)
+    dataset_options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.method.name}/{self.dataset.name}/{self.protocol.name}/seed{self.seed}"
+
+    def config(self) -> dict[str, Any]:
+        """The resolved configuration: what the key hashes and what MLflow records as params."""
+        return {
+            "method": {"name": self.method.name, "version": self.method.version,
+                       "options": dict(sorted({**self.method.options, **self.method_options}.items())),
+                       "overrides": dict(self.method.overrides)},
+            "dataset": {"name": self.dataset.name, "version": self.dataset.version,
+                        "options": dict(self.dataset_options)},
+            "protocol": self.protocol.to_dict(),
+            "seed": self.seed,
+        }
+
+    @property
+    def key(self) -> str:
+        text = json.dumps(self.config(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def plan_jobs(
+    manager: PluginManager,
+    methods: Sequence[str],
+    datasets: Sequence[str],
+    protocol: Protocol,
+    seeds: Sequence[int] | None = None,
+    dataset_options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Job]:
+    """Every (method, dataset, seed) under ``protocol``; unknown names fail before anything runs."""
+    method_specs = [manager.methods.get(m) for m in methods]
+    dataset_specs = [manager.datasets.get(d) for d in datasets]
+    jobs = []
+    for d in dataset_specs:
+        options = dict((dataset_options or {}).get(d.name, {}))
+        described = d.create(**options).describe()
+        for m in method_specs:
+            proto = protocol.with_overrides(m.overrides, f"method {m.name!r} overrides") if m.overrides else protocol
+            for seed in seeds if seeds is not None else proto.seeds:
+                jobs.append(Job(m, d, proto, int(seed), {}, described))
+    return jobs
+
+
+@dataclass
+class JobResult:
+    job: Job
+    status: str  # FINISHED | FAILED | SKIPPED
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    error: str = ""
+    traceback: str = ""
+    artifacts: Path | None = None
+    run_id: str = ""
+    seconds: float = 0.0
+
+
+def select_device(requested: str | None, policy: str) -> Any:
+    import torch
+
+    choice = requested or policy
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice.startswith("cuda") and not torch.cuda.is_available():
+        raise GsrBenchError(f"device {choice!r} requested but CUDA is not available here; use --device cpu")
+    return torch.device(choice)
+
+
+class Runner:
+    """Runs jobs one at a time on one device, skipping finished ones, logging each to MLflow."""
+
+    def __init__(
+        self, manager: PluginManager, tracker: Tracker, results_dir: Path, device: str | None = None,
+        force: bool = False, progress: bool = True,
+    ) -> None:
+        self.manager, self.tracker, self.results_dir = manager, tracker, Path(results_dir)
+        self.device, self.force, self.progress = device, force, progress
+        self._splits: dict[str, Any] = {}
+
+    def pending(self, jobs: Sequence[Job]) -> tuple[list[Job], list[JobResult]]:
+        todo, skipped = [], []
+        for job in jobs:
+            run = None if self.force else self.tracker.finished_run(job.key)
+            if run is None:
+                todo.append(job)
+            else:
+                skipped.append(JobResult(job, "SKIPPED", dict(run.data.metrics), run_id=run.info.run_id))
+        return todo, skipped
+
+    def splits(self, job: Job) -> Any:
+        key = json.dumps([job.dataset.name, dict(job.dataset_options), job.protocol.fingerprint()],
+                         sort_keys=True, default=str)
+        if key not in self._splits:
+            options = {k: v for k, v in job.dataset_options.items() if v is not None}
+            adapter = job.dataset.create(**options)
+            self._splits[key] = adapter.load(job.protocol, self.results_dir / "cache", progress=self.progress)
+        return self._splits[key]
+
+    def run(self, jobs: Sequence[Job]) -> list[JobResult]:
+        from tqdm.auto import tqdm
+
+        todo, results = self.pending(jobs)
+        if not todo:
+            return results
+        for job in todo:  # data problems are the user's to fix: stop before any run is created
+            self.splits(job)
+        bar = tqdm(todo, unit="job", desc="jobs", disable=not self.progress, dynamic_ncols=True)
+        for job in bar:
+            bar.set_postfix_str(job.name)
+            results.append(self.run_one(job))
+        return results
+
+    def run_one(self, job: Job) -> JobResult:
+        from gsr_bench.evaluate import execute
+        from gsr_bench.provenance import device_name, git_hash, package_versions
+
+        device = select_device(self.device, job.protocol.device.policy)
+        tags = {
+            JOB_KEY_TAG: job.key, "method": job.method.name, "method_version": job.method.version,
+            "family": job.method.family, "dataset": job.dataset.name,
+            "dataset_version": job.dataset.version, "protocol": job.protocol.name,
+            "protocol_version": job.protocol.version, "seed": str(job.seed),
+            "plugin": job.method.plugin, "plugin_distribution": job.method.distribution,
+            "method_description": job.method.description, "method_paper": job.method.paper,
+            "git_hash": git_hash(), "packages": json.dumps(package_versions(), sort_keys=True),
+            "device": device_name(device),
+        }
+        run_id = self.tracker.start(job.name, tags)
+        workdir = Path(tempfile.mkdtemp(prefix="gsr-bench-"))
+        status = "KILLED"
+        started = time.perf_counter()
+        try:
+            try:
+                splits = self.splits(job)
+                tags["dataset_revision"] = splits.info.revision
+                metrics, params = execute(
+                    job, splits, device, workdir, self.results_dir / "checkpoints" / job.key,
+                    self.progress, self.manager,
+                )
+                result = JobResult(job, "FINISHED", metrics, params, tags, artifacts=workdir, run_id=run_id)
+            except Exception as exc:
+                result = JobResult(job, "FAILED", tags=tags, error=f"{type(exc).__name__}: {exc}",
+                                   traceback=traceback.format_exc(), artifacts=workdir, run_id=run_id)
+                (workdir / "traceback.txt").write_text(result.traceback)
+                log.warning("%s failed: %s", job.name, result.error)
+            result.seconds = time.perf_counter() - started
+            self._log(result)
+            status = result.status
+            return result
+        finally:
+            self.tracker.end(run_id, status)
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _log(self, r: JobResult) -> None:
+        params = flatten(r.job.config())
+        params.update(flatten(r.params, "chosen."))
+        tags = dict(r.tags)
+        if r.error:
+            tags["error"] = r.error
+        metrics = dict(r.metrics)
+        metrics["job_seconds"] = r.seconds
+        self.tracker.log(r.run_id, params, metrics, tags)
+        if r.artifacts is not None:
+            for path in sorted(r.artifacts.iterdir()):
+                self.tracker.log_artifact(r.run_id, path)
