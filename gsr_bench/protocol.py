@@ -145,7 +145,7 @@ def _build(cls: type, data: Mapping[str, Any], origin: str, prefix: str) -> Any:
         dotted = f"{prefix}{key}"
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
-            hint = f" (did you mean {prefix}{close[0]!r}?)" if close else ""
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
             raise ProtocolError(
                 f"{origin}: unknown key {dotted!r}{hint}; allowed here: {', '.join(names)}"
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -26,6 +27,8 @@ from gsr_bench.registry import DatasetSpec, MethodSpec
 from gsr_bench.tracking import JOB_KEY_TAG, Tracker, flatten
 
 log = logging.getLogger(__name__)
+
+CACHE_ENV = "GSR_BENCH_CACHE"
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,8 @@ class Runner:
         self.manager, self.tracker, self.results_dir = manager, tracker, Path(results_dir)
         self.device, self.force, self.progress = device, force, progress
         self._splits: dict[str, Any] = {}
+        # Prepared data outlives results: GSR_BENCH_CACHE lets several result folders share it.
+        self.cache_dir = Path(os.environ.get(CACHE_ENV) or self.results_dir / "cache")
 
     def pending(self, jobs: Sequence[Job]) -> tuple[list[Job], list[JobResult]]:
         todo, skipped = [], []
@@ -133,7 +138,7 @@ class Runner:
         if key not in self._splits:
             options = {k: v for k, v in job.dataset_options.items() if v is not None}
             adapter = job.dataset.create(**options)
-            self._splits[key] = adapter.load(job.protocol, self.results_dir / "cache", progress=self.progress)
+            self._splits[key] = adapter.load(job.protocol, self.cache_dir, progress=self.progress)
         return self._splits[key]
 
     def run(self, jobs: Sequence[Job]) -> list[JobResult]:

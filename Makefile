@@ -1,0 +1,40 @@
+# The two commands of the README: `make run` and `make test`. Both create .venv with python3.11
+# and install into it; a second call skips the install while pyproject.toml is unchanged.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# pip on this workplace's machines warns about every local index path it skips: keep the log readable
+PIP_QUIET := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e . $(PIP_QUIET)
+	$(BIN)/python -c "import gsr_bench, torch, mlflow"
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]' $(PIP_QUIET)
+	$(BIN)/python -c "import gsr_bench, torch, mlflow, pytest"
+	touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(BIN)/gsr-bench run --all
+
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -n 2 --ignore=tests/benchmarks
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check gsr_bench methods datasets tests examples
+	$(BIN)/mypy
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest tests/benchmarks --benchmark-only --benchmark-columns=min,median,mean,ops
+
+clean:
+	rm -rf $(VENV) results .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""An example gsr-bench plugin."""

@@ -1,0 +1,64 @@
+"""Shared fixtures: a small synthetic BioMassters folder, its prepared splits, the real sample."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gsr_bench.plugins import PluginManager, reset_plugin_manager
+
+SHARED_SAMPLE = Path(
+    os.environ.get("GSR_BENCH_SHARED", Path(__file__).resolve().parents[2] / "shared")
+) / "data" / "biomassters-sample"
+
+
+@pytest.fixture(scope="session")
+def real_sample() -> Path:
+    """The real BioMassters files of this workplace; tests using it skip in other clones."""
+    if not (SHARED_SAMPLE / "features_metadata.csv").exists():
+        pytest.skip(f"real BioMassters sample not found at {SHARED_SAMPLE} (clone outside the workplace)")
+    return SHARED_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic BioMassters: 9 train and 3 test chips, seed 3."""
+    from gsr_bench.data.synth import synthesize
+
+    return synthesize(tmp_path_factory.mktemp("synth") / "root", 9, seed=3, test_chips=3,
+                      workers=1, progress=False)
+
+
+@pytest.fixture(scope="session")
+def prepared(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from gsr_bench.data.prepare import prepare_split
+
+    out = tmp_path_factory.mktemp("prepared")
+    return {s: prepare_split(synth_root, s, out / f"{s}.h5", workers=1, progress=False)
+            for s in ("train", "test")}
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache of synthetic data for all runner tests of a worker process."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A clean working directory for CLI runs, sharing the prepared-data cache."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GSR_BENCH_CACHE", str(shared_cache))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def plugin_manager() -> Iterator[PluginManager]:
+    """A fresh process-wide plugin manager, restored afterwards."""
+    manager = reset_plugin_manager(PluginManager())
+    yield manager
+    reset_plugin_manager(None)

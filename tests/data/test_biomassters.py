@@ -1,0 +1,106 @@
+"""The reader on the real BioMassters sample and on layouts it must accept or refuse."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from gsr_bench.data.biomassters import BioMasstersLayout, month_index
+from gsr_bench.data.tiff import posix_cksum, read_tiff
+from gsr_bench.errors import DataError
+
+
+def test_real_sample_known_values(real_sample: Path) -> None:
+    layout = BioMasstersLayout(real_sample)
+    (chip,) = layout.chips("train")
+    assert chip.chip_id == "001b0634" and set(chip.s1) == {0} and set(chip.s2) == {0}
+    raw = layout.read_chip(chip)
+    assert raw.target.shape == (256, 256)
+    assert raw.target.mean() == pytest.approx(121.6, abs=0.05)
+    assert (raw.target == 0).mean() * 100 == pytest.approx(19.1, abs=0.05)
+    s1_means = np.nanmean(raw.s1[0].reshape(4, -1), axis=1)
+    np.testing.assert_allclose(s1_means, [-10.2, -16.2, -10.7, -16.7], atol=0.05)
+    assert raw.s1_present.tolist() == [True] + [False] * 11
+    assert raw.s2_present.tolist() == [True] + [False] * 11
+    assert np.isnan(raw.s2[1:]).all()  # absent months are NaN, not zeros
+    assert 0 <= np.nanmax(raw.clp[0]) <= 100
+
+
+def test_real_label_checksum_matches_official_metadata(real_sample: Path) -> None:
+    import pandas as pd
+
+    meta = pd.read_csv(real_sample / "train_agbm_metadata.csv")
+    data = (real_sample / "train_agbm" / "001b0634_agbm.tif").read_bytes()
+    assert posix_cksum(data) == int(meta.loc[0, "cksum"])
+    assert len(data) == int(meta.loc[0, "size"])
+
+
+def _copy(real_sample: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    shutil.copytree(real_sample, root)
+    for p in root.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    return root
+
+
+def test_alternative_metadata_name_and_compressed_other_dtype_tiffs(real_sample: Path, tmp_path: Path) -> None:
+    root = _copy(real_sample, tmp_path)
+    (root / "features_metadata.csv").rename(root / "biomassters_features_metadata.csv")
+    s1_path = root / "train_features" / "001b0634_S1_00.tif"
+    s1 = tifffile.imread(s1_path)
+    tifffile.imwrite(s1_path, s1.astype(np.float64), compression="zlib", photometric="minisblack",
+                     planarconfig="contig")
+    layout = BioMasstersLayout(root)
+    raw = layout.read_chip(layout.chips()[0])
+    assert raw.s1.dtype == np.float32
+    np.testing.assert_allclose(np.nanmean(raw.s1[0, 0]), -10.24, atol=0.01)
+
+
+def test_s1_nodata_becomes_nan(tmp_path: Path) -> None:
+    path = tmp_path / "s1.tif"
+    image = np.full((8, 8, 4), -12.0, np.float32)
+    image[0, 0] = -9999
+    tifffile.imwrite(path, image, photometric="minisblack", planarconfig="contig")
+    assert read_tiff(path, 4).shape == (4, 8, 8)
+    with pytest.raises(DataError, match=r"s1.tif: expected 11 band\(s\), found 4"):
+        read_tiff(path, 11)
+
+
+def test_month_names_and_indices() -> None:
+    assert month_index("September", "x") == 0
+    assert month_index("August", "x") == 11
+    assert month_index("03", "x") == 3
+    with pytest.raises(DataError, match="month 'Smarch'"):
+        month_index("Smarch", "x")
+
+
+def test_missing_folder_metadata_and_columns(real_sample: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="BioMassters folder not found"):
+        BioMasstersLayout(tmp_path / "nowhere")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="no features_metadata.csv or biomassters_features_metadata.csv"):
+        BioMasstersLayout(empty)
+    root = _copy(real_sample, tmp_path)
+    meta = root / "features_metadata.csv"
+    lines = meta.read_text().splitlines()
+    meta.write_text("\n".join(",".join(c for i, c in enumerate(line.split(",")) if i != 2) for line in lines))
+    with pytest.raises(DataError, match=r"features_metadata.csv: missing column\(s\) satellite"):
+        BioMasstersLayout(root)
+
+
+def test_missing_and_corrupt_tiff_name_the_file(real_sample: Path, tmp_path: Path) -> None:
+    root = _copy(real_sample, tmp_path)
+    layout = BioMasstersLayout(root)
+    chip = layout.chips()[0]
+    s2 = root / "train_features" / "001b0634_S2_00.tif"
+    s2.write_bytes(b"not a tiff at all")
+    with pytest.raises(DataError, match=r"001b0634_S2_00.tif: not a readable TIFF"):
+        layout.read_chip(chip)
+    s2.unlink()
+    with pytest.raises(DataError, match=r"001b0634_S2_00.tif: file missing"):
+        layout.read_chip(chip)

@@ -1,0 +1,131 @@
+"""Plugin discovery: built-ins through entry points, failures isolated, lazy listing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gsr_bench import MethodSpec, hookimpl
+from gsr_bench.errors import UnknownNameError
+from gsr_bench.plugins import PluginManager
+
+
+def test_builtins_come_through_entry_points() -> None:
+    pm = PluginManager()
+    assert {"builtin_methods", "builtin_datasets"} <= set(pm.plugins)
+    assert pm.plugins["builtin_methods"].distribution == "gsr-bench"
+    assert {"nearest", "bilinear", "bicubic"} <= set(pm.methods.names())
+    assert {"biomassters", "biomassters-synthetic"} <= set(pm.datasets.names())
+    assert pm.methods.names(family="sr") == ["bicubic", "bilinear", "nearest"]
+    assert pm.methods.names("bi*") == ["bicubic", "bilinear"]
+    assert not pm.failures
+
+
+def test_unknown_method_suggests_close_names() -> None:
+    pm = PluginManager()
+    with pytest.raises(UnknownNameError, match="Did you mean 'bicubic'"):
+        pm.methods.get("bicubc")
+
+
+def test_listing_does_not_import_torch() -> None:
+    code = ("import sys; from gsr_bench.plugins import PluginManager; pm = PluginManager(); "
+            "assert pm.methods.names(); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+class _Raising:
+    @hookimpl
+    def gsr_bench_register_methods(self, register):  # type: ignore[no-untyped-def]
+        raise RuntimeError("boom")
+
+
+class _Good:
+    @hookimpl
+    def gsr_bench_register_methods(self, register):  # type: ignore[no-untyped-def]
+        register(MethodSpec("good-one", "sr", "1", "fine", "gsr_bench_methods.interpolation:Interpolation"))
+        register(MethodSpec("bicubic", "sr", "9", "clash", "x:y"))
+
+
+def test_failures_are_recorded_and_the_rest_loads() -> None:
+    pm = PluginManager()
+    pm.register(_Raising(), "raising", "dist-a")
+    pm.register(_Good(), "good", "dist-b")
+    assert "good-one" in pm.methods
+    assert pm.methods.get("bicubic").version == "1"  # the clash did not replace the built-in
+    stages = {(f.plugin, f.distribution): f for f in pm.failures}
+    assert "boom" in stages[("raising", "dist-a")].error
+    assert "already registered" in stages[("good", "dist-b")].error
+
+
+def test_only_selected_plugins_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GSR_BENCH_PLUGINS", "builtin_methods")
+    pm = PluginManager()
+    assert set(pm.plugins) == {"builtin_methods"}
+    assert len(pm.datasets) == 0
+
+
+@pytest.fixture(scope="module")
+def broken_plugins(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real distribution with three broken plugins and one good one, pip-installed to a folder."""
+    src = tmp_path_factory.mktemp("broken-src")
+    pkg = src / "gsr_bench_broken"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "import_error.py").write_text("import not_a_module_anywhere\n")
+    (pkg / "duplicate.py").write_text(textwrap.dedent("""
+        from gsr_bench import MethodSpec, hookimpl
+        @hookimpl
+        def gsr_bench_register_methods(register):
+            register(MethodSpec("nearest", "sr", "1", "dup", "x:y"))
+    """))
+    (pkg / "raising.py").write_text(textwrap.dedent("""
+        from gsr_bench import hookimpl
+        @hookimpl
+        def gsr_bench_register_datasets(register):
+            raise ValueError("dataset hook exploded")
+    """))
+    (pkg / "good.py").write_text(textwrap.dedent("""
+        from gsr_bench import MethodSpec, hookimpl
+        @hookimpl
+        def gsr_bench_register_methods(register):
+            register(MethodSpec("still-here", "sr", "1", "loads despite the others",
+                                "gsr_bench_methods.interpolation:Interpolation", options={"mode": "nearest"}))
+    """))
+    (src / "pyproject.toml").write_text(textwrap.dedent("""
+        [build-system]
+        requires = ["setuptools>=64"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "gsr-bench-broken"
+        version = "0.0.1"
+        [project.entry-points.gsr_bench]
+        a_import_error = "gsr_bench_broken.import_error"
+        b_duplicate = "gsr_bench_broken.duplicate"
+        c_raising = "gsr_bench_broken.raising"
+        d_good = "gsr_bench_broken.good"
+        [tool.setuptools]
+        packages = ["gsr_bench_broken"]
+    """))
+    target = tmp_path_factory.mktemp("broken-site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(src)], check=True, capture_output=True)
+    return target
+
+
+def test_broken_installed_plugins_are_reported_by_the_cli(broken_plugins: Path) -> None:
+    env = {"PYTHONPATH": str(broken_plugins), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-m", "gsr_bench.cli", "plugins"], capture_output=True,
+                         text=True, env=env, check=True)
+    assert "plugin 'a_import_error' (gsr-bench-broken) failed at import: ModuleNotFoundError" in out.stderr
+    assert "plugin 'b_duplicate' (gsr-bench-broken)" in out.stderr and "already registered" in out.stderr
+    assert "plugin 'c_raising' (gsr-bench-broken) failed at hook" in out.stderr
+    assert "dataset hook exploded" in out.stderr
+    assert "still-here" in out.stdout
+    listing = subprocess.run([sys.executable, "-m", "gsr_bench.cli", "list", "methods"],
+                             capture_output=True, text=True, env=env, check=True)
+    assert "still-here" in listing.stdout and "bicubic" in listing.stdout
