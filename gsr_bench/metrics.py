@@ -75,6 +75,8 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float, sigma: flo
     """
     x, y = pred.double(), target.double()
     k = _gaussian_kernel(sigma, 3.5, x.device)
+    if min(x.shape[-2:]) < len(k):  # smaller than the window: undefined, as in scikit-image
+        return torch.full(x.shape[:1], float("nan"), dtype=torch.float64)
     kh, kw = k.view(1, 1, 1, -1), k.view(1, 1, -1, 1)
 
     def filt(z: torch.Tensor) -> torch.Tensor:

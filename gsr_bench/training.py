@@ -174,7 +174,7 @@ def train_method(method: TorchMethod, train: TileSet, val: TileSet, ctx: TrainCo
             rmse = validation_rmse(method, val)
             if rmse < best_rmse:
                 best_rmse, best_state = rmse, copy.deepcopy(net.state_dict())
-            bar.set_postfix(loss=f"{float(loss):.3f}", val_rmse=f"{rmse:.1f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", val_rmse=f"{rmse:.1f}")
         if ckpt is not None and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             _save(ckpt, {

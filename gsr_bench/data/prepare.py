@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = "1"
 SCALE = 10
-FLUSH_EVERY = 16
 
 
 def is_val_chip(chip_id: str) -> bool:
@@ -159,11 +158,10 @@ def prepare_split(
                 Partial(prepare_chip, root, crop, composite, position=1),
                 [chips[i] for i in pending], workers,
             )
-            for n, (i, item) in enumerate(zip(pending, results, strict=True)):
+            for i, item in zip(pending, results, strict=True):
                 _write(f, i, item)
+                f.flush()  # a chip is ~100 ms of work: flushing each one bounds what a kill loses
                 bar.update()
-                if n % FLUSH_EVERY == FLUSH_EVERY - 1:
-                    f.flush()
         except DataError as exc:
             raise DataError(f"{exc} (work so far kept in {partial}: fix the file and rerun to resume)") from None
         finally:
@@ -203,8 +201,8 @@ def _validate(root: Path, chips: list[Chip], workers: int, progress: bool) -> No
     for found in tqdm(checks, total=len(chips), unit="chip", desc="check", disable=not progress, leave=False):
         problems.extend(found)
     if problems:
-        more = f" (and {len(problems) - 1} more problem(s); see `gsr-bench data check`)" if len(problems) > 1 else ""
-        raise DataError(f"{problems[0]}{more}")
+        more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise DataError(f"{'; '.join(problems[:3])}{more} (run `gsr-bench data check --root {root}`)")
 
 
 def _create(partial: Path, signature: str, chips: list[Chip], crop: int, channels: tuple[str, ...]) -> h5py.File:

@@ -1,0 +1,122 @@
+"""``data prepare``: content, statistics, resume after a kill, and nothing left on bad input."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from gsr_bench.cli import main
+from gsr_bench.data.prepare import is_val_chip, prepare_split
+from gsr_bench.errors import DataError
+
+
+def test_prepared_content(prepared: dict[str, Path], synth_root: Path) -> None:
+    with h5py.File(prepared["train"], "r") as f:
+        assert f.attrs["complete"]
+        assert f["guide"].shape == (9, 14, 250, 250)
+        assert f["guide"].chunks == (1, 14, 250, 250) and f["guide"].compression == "lzf"
+        assert f["source"].shape == (9, 1, 25, 25)
+        t, s = f["target"][0, 0], f["source"][0, 0]
+        np.testing.assert_allclose(s, t.reshape(25, 10, 25, 10).mean(axis=(1, 3)), rtol=1e-5, atol=1e-4)
+        assert f["s2_months"][:, 7:].all()
+        assert len(f.attrs["guide_mean"]) == 14 and (np.asarray(f.attrs["guide_std"]) > 0).all()
+        assert f.attrs["source_root"] == str(synth_root.resolve())
+        assert f.attrs["file_count"] > 9 * 20
+        ids = [c.decode() for c in f["chip_id"][:]]
+        assert f["is_val"][:].tolist() == [is_val_chip(c) for c in ids]
+    assert not Path(str(prepared["train"]) + ".partial").exists()
+
+
+def test_fallback_when_no_leafon_month(synth_root: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    shutil.copytree(synth_root, root)
+    meta = root / "features_metadata.csv"
+    leafon = ("April", "May", "June", "July", "August")
+    lines = meta.read_text().splitlines()
+    kept = [lines[0]] + [ln for ln in lines[1:] if not (ln.split(",")[4] in leafon and ln.split(",")[2] == "S2")]
+    meta.write_text("\n".join(kept) + "\n")
+    out = prepare_split(root, "test", tmp_path / "t.h5", workers=1, progress=False)
+    with h5py.File(out, "r") as f:
+        fallback = f["fallback_month"][:]
+        assert ((fallback >= 0) & (fallback < 7)).all()
+        assert f.attrs["chips_with_s2_fallback"] == len(fallback)
+        assert np.isfinite(f["guide"][0, :10]).mean() > 0.99
+
+
+def test_interrupted_prepare_resumes_to_the_same_file(synth_root: Path, tmp_path: Path) -> None:
+    reference = prepare_split(synth_root, "train", tmp_path / "ref.h5", workers=1, progress=False)
+    out = tmp_path / "killed.h5"
+    partial = Path(str(out) + ".partial")
+    cmd = [sys.executable, "-m", "gsr_bench.cli", "data", "prepare", "--root", str(synth_root),
+           "--split", "train", "--out", str(out), "--workers", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    seen = b""
+    while b"3/9" not in seen:  # the progress bar says three chips are written
+        chunk = proc.stderr.read1(256)  # type: ignore[attr-defined]
+        assert chunk, f"prepare ended before it could be killed: {seen[-300:]!r}"
+        seen += chunk
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with h5py.File(partial, "r") as f:
+        assert 3 <= int(f["done"][:].sum()) < 9
+    assert not out.exists(), "a killed preparation must never leave a complete-looking file"
+    assert partial.exists()
+    assert main(["data", "prepare", "--root", str(synth_root), "--split", "train",
+                 "--out", str(out), "--workers", "1", "-q"]) == 0
+    assert out.exists() and not partial.exists()
+    with h5py.File(reference, "r") as a, h5py.File(out, "r") as b:
+        for name in ("guide", "target", "source", "valid", "fallback_month"):
+            np.testing.assert_array_equal(a[name][:], b[name][:])
+        np.testing.assert_allclose(a.attrs["guide_mean"], b.attrs["guide_mean"])
+
+
+def _copy(root: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "bad"
+    shutil.copytree(root, dst)
+    return dst
+
+
+def test_missing_tiff_fails_before_writing(synth_root: Path, tmp_path: Path) -> None:
+    root = _copy(synth_root, tmp_path)
+    victim = sorted((root / "test_features").iterdir())[3]
+    victim.unlink()
+    out = tmp_path / "x.h5"
+    with pytest.raises(DataError, match=f"{victim.name}: file missing"):
+        prepare_split(root, "test", out, workers=1, progress=False)
+    assert not out.exists() and not Path(str(out) + ".partial").exists()
+
+
+def test_wrong_band_count_and_size_are_named(synth_root: Path, tmp_path: Path) -> None:
+    import tifffile
+
+    root = _copy(synth_root, tmp_path)
+    s1 = sorted((root / "test_features").glob("*_S1_*.tif"))[0]
+    tifffile.imwrite(s1, np.zeros((256, 256, 3), np.float32), photometric="minisblack", planarconfig="contig")
+    with pytest.raises(DataError, match=f"{s1.name}: .*expected 4 bands, found 3"):
+        prepare_split(root, "test", tmp_path / "y.h5", workers=1, progress=False)
+    tifffile.imwrite(s1, np.zeros((128, 256, 4), np.float32), photometric="minisblack", planarconfig="contig")
+    with pytest.raises(DataError, match=f"{s1.name}: .*size 256x128 differs from the label's 256x256"):
+        prepare_split(root, "test", tmp_path / "y.h5", workers=1, progress=False)
+
+
+def test_empty_split(synth_root: Path, tmp_path: Path) -> None:
+    root = _copy(synth_root, tmp_path)
+    meta = root / "features_metadata.csv"
+    meta.write_text("\n".join(ln for ln in meta.read_text().splitlines() if ",test," not in ln) + "\n")
+    with pytest.raises(DataError, match="split 'test' has no chips"):
+        prepare_split(root, "test", tmp_path / "z.h5", workers=1, progress=False)
+
+
+def test_parallel_prepare_equals_serial(synth_root: Path, prepared: dict[str, Path], tmp_path: Path) -> None:
+    out = prepare_split(synth_root, "test", tmp_path / "p.h5", workers=2, progress=False)
+    with h5py.File(prepared["test"], "r") as a, h5py.File(out, "r") as b:
+        np.testing.assert_array_equal(a["guide"][:], b["guide"][:])

@@ -1,0 +1,47 @@
+"""The outside contributor's path: pip-install the example plugin, see it listed, run, ranked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "gsr-bench-example-plugin"
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(EXAMPLE)], check=True, capture_output=True)
+    assert list(target.glob("gsr_bench_example_plugin-*.dist-info/entry_points.txt"))
+    return target
+
+
+def _cli(args: list[str], site: Path, cwd: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(site), "GSR_BENCH_CACHE": str(cache)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run([sys.executable, "-m", "gsr_bench.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_example_plugin_listed_run_and_ranked(installed: Path, tmp_path: Path, shared_cache: Path) -> None:
+    plugins = _cli(["plugins"], installed, tmp_path, shared_cache)
+    assert plugins.returncode == 0, plugins.stderr
+    line = next(ln for ln in plugins.stdout.splitlines() if ln.startswith("example "))
+    assert "gsr-bench-example-plugin" in line and "0.1.0" in line and "example-smooth-bicubic" in line
+    listing = _cli(["list", "methods"], installed, tmp_path, shared_cache)
+    assert "example-smooth-bicubic" in listing.stdout
+    run = _cli(["run", "-m", "example-smooth-bicubic", "-m", "bicubic", "--protocol", "smoke", "-q"],
+               installed, tmp_path, shared_cache)
+    assert run.returncode == 0, run.stderr[-2000:]
+    table = pd.read_csv(tmp_path / "leaderboard" / "results.csv")
+    assert set(table["method"]) == {"example-smooth-bicubic", "bicubic"}
+    assert "example-smooth-bicubic" in (tmp_path / "leaderboard" / "README.md").read_text()
+    # Without the plugin on the path, the same store still lists it (results outlive plugins).
+    board = _cli(["leaderboard"], Path("/nonexistent-site"), tmp_path, shared_cache)
+    assert board.returncode == 0, board.stderr

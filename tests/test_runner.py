@@ -1,0 +1,124 @@
+"""Runs end to end through the CLI: MLflow records, skipping, failures, tracking errors."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from gsr_bench import MethodSpec, hookimpl
+from gsr_bench.cli import main
+from gsr_bench.method import Method
+from gsr_bench.plugins import PluginManager
+from gsr_bench.tracking import Tracker
+
+
+def test_smoke_run_records_skips_and_forces(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "-m", "nearest", "-m", "bicubic", "--protocol", "smoke", "-q"]) == 0
+    runs = list(Tracker(workdir / "results").runs())
+    assert len(runs) == 2
+    tags = runs[0].data.tags
+    for key in ("job_key", "method_version", "dataset_version", "protocol_version", "git_hash", "packages", "device", "seed"):
+        assert tags.get(key), key
+    assert {"rmse", "mae", "ssim", "psnr", "throughput_mpix_s", "rmse_bin_0"} <= set(runs[0].data.metrics)
+    assert (workdir / "results" / "mlflow.db").exists()
+    for name in ("README.md", "results.csv", "index.html"):
+        assert (workdir / "leaderboard" / name).exists()
+    figures = {p.name for p in (workdir / "leaderboard" / "figures").iterdir()}
+    assert figures == {f"biomassters-synthetic_smoke_{f}.png" for f in ("tiles", "bins", "speed")}
+    capsys.readouterr()
+
+    started = time.perf_counter()
+    assert main(["run", "-m", "nearest", "-m", "bicubic", "--protocol", "smoke", "-q", "--no-leaderboard"]) == 0
+    assert capsys.readouterr().out.count("SKIPPED") == 2
+    assert time.perf_counter() - started < 20
+    assert len(list(Tracker(workdir / "results").runs())) == 2
+
+    assert main(["run", "-m", "nearest", "--protocol", "smoke", "-q", "--force", "--no-leaderboard"]) == 0
+    assert len(list(Tracker(workdir / "results").runs())) == 3
+
+
+class Broken(Method):
+    def predict(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("this method is broken on purpose")
+
+
+class Escaped(Method):
+    def predict(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        return source.repeat_interleave(10, -2).repeat_interleave(10, -1) * 1.01
+
+
+class TestPlugin:
+    @hookimpl
+    def gsr_bench_register_methods(self, register):  # type: ignore[no-untyped-def]
+        register(MethodSpec("broken", "gsr", "1", "fails", Broken))
+        register(MethodSpec("html-test", "sr", "1", "<script>alert('x')</script>", Escaped))
+
+
+def test_failed_method_is_logged_and_others_go_on(workdir: Path, plugin_manager: PluginManager,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    plugin_manager.register(TestPlugin(), "test-plugin", "tests")
+    assert main(["run", "-m", "broken", "-m", "html-test", "-m", "bilinear", "--protocol", "smoke", "-q"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "this method is broken on purpose" in out
+    tracker = Tracker(workdir / "results")
+    failed = list(tracker.runs("FAILED"))
+    assert len(failed) == 1 and "broken on purpose" in failed[0].data.tags["error"]
+    assert {r.data.tags["method"] for r in tracker.runs()} == {"html-test", "bilinear"}
+    page = (workdir / "leaderboard" / "index.html").read_text()
+    assert "<script>alert" not in page and "&lt;script&gt;alert" in page
+    # The failed job is not finished, so the next run tries it again.
+    assert main(["run", "-m", "broken", "--protocol", "smoke", "-q", "--no-leaderboard"]) == 1
+    assert len(list(tracker.runs("FAILED"))) == 2
+
+
+def test_tracking_uri_env_is_honoured(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = workdir / "elsewhere" / "team.db"
+    db.parent.mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    assert main(["run", "-m", "nearest", "--protocol", "smoke", "-q", "--no-leaderboard"]) == 0
+    with sqlite3.connect(db) as con:
+        assert con.execute("select count(*) from runs").fetchone()[0] == 1
+    assert not (workdir / "results" / "mlflow.db").exists()
+
+
+def test_unreachable_tracking_server_is_one_clear_line(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    started = time.perf_counter()
+    code = main(["run", "-m", "nearest", "--protocol", "smoke", "-q", "--tracking-uri", "http://127.0.0.1:9"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("gsr-bench: error: tracking URI http://127.0.0.1:9 cannot be used")
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert time.perf_counter() - started < 60
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "-m", "bicubc", "--protocol", "smoke"], "unknown method 'bicubc'. Did you mean 'bicubic'"),
+        (["run", "-m", "nearest", "-d", "biomasters", "--protocol", "smoke"], "Did you mean 'biomassters'"),
+        (["run", "-m", "nearest", "--protocol", "smoek"], "unknown protocol 'smoek'"),
+        (["run", "-m", "nearest", "-d", "biomassters", "--protocol", "smoke"], "pass --root DIR or set GSR_BENCH_BIOMASSTERS_ROOT"),
+    ],
+)
+def test_bad_names_are_one_line_without_traceback(workdir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    monkeypatch.delenv("GSR_BENCH_BIOMASSTERS_ROOT", raising=False)
+    assert main([*argv, "-q"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+    assert not list((workdir / "results").glob("**/*.h5")) if (workdir / "results").exists() else True
+    assert main([*argv, "-q", "--verbose"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_bad_protocol_file_is_named(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = workdir / "mine.toml"
+    bad.write_text('name = "mine"\nversion = "1"\n[eval]\nbatchsize = 3\n')
+    assert main(["run", "-m", "nearest", "--protocol", str(bad), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: unknown key 'eval.batchsize' (did you mean 'eval.batch_size'?)" in err
+    assert not (workdir / "results").exists()
