@@ -25,7 +25,9 @@ class BioMassters(BioMasstersFormatAdapter):
 
     def raw_root(self, protocol: Protocol, cache_dir: Path, progress: bool) -> Path:
         if not self.root:
-            raise DataError(f"dataset 'biomassters' needs its folder: pass --root DIR or set {ROOT_ENV}; {DOWNLOAD_HINT}")
+            raise DataError(
+                f"dataset 'biomassters' needs its folder: pass --root DIR or set {ROOT_ENV}; {DOWNLOAD_HINT}"
+            )
         root = Path(self.root).expanduser()
         if not any((root / n).is_file() for n in METADATA_NAMES):
             raise DataError(f"{root}: not a BioMassters folder (no {METADATA_NAMES[0]}); {DOWNLOAD_HINT}")

@@ -13,9 +13,13 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gsr_bench import __version__
 from gsr_bench.errors import GsrBenchError
+
+if TYPE_CHECKING:
+    from gsr_bench.tracking import Tracker
 
 DEFAULT_DATASET = "biomassters-synthetic"
 DEFAULT_PROTOCOL = "quick"
@@ -35,6 +39,7 @@ def _table(rows: list[list[str]], head: list[str]) -> str:
 
 # --- list, plugins -------------------------------------------------------------------------------
 
+
 def cmd_list(args: argparse.Namespace) -> int:
     from gsr_bench.plugins import get_plugin_manager
     from gsr_bench.protocol import list_protocols
@@ -42,17 +47,32 @@ def cmd_list(args: argparse.Namespace) -> int:
     what = args.what
     if what in ("methods", "all"):
         reg = get_plugin_manager().methods
-        rows = [[s.name, s.family, s.version, s.distribution, s.description]
-                for s in reg if s.name in reg.names(args.filter, args.family)]
+        rows = [
+            [s.name, s.family, s.version, s.distribution, s.description]
+            for s in reg
+            if s.name in reg.names(args.filter, args.family)
+        ]
         print(_table(rows, ["method", "family", "version", "plugin", "description"]))
     if what in ("datasets", "all"):
         reg_d = get_plugin_manager().datasets
-        rows = [[s.name, s.version, s.distribution, s.description]
-                for s in reg_d if s.name in reg_d.names(args.filter)]
+        rows = [
+            [s.name, s.version, s.distribution, s.description]
+            for s in reg_d
+            if s.name in reg_d.names(args.filter)
+        ]
         print(_table(rows, ["dataset", "version", "plugin", "description"]))
     if what in ("protocols", "all"):
-        rows = [[p.name, p.version, str(p.task.crop), str(p.train.steps), " ".join(map(str, p.seeds)), p.description]
-                for p in list_protocols()]
+        rows = [
+            [
+                p.name,
+                p.version,
+                str(p.task.crop),
+                str(p.train.steps),
+                " ".join(map(str, p.seeds)),
+                p.description,
+            ]
+            for p in list_protocols()
+        ]
         print(_table(rows, ["protocol", "version", "crop", "steps", "seeds", "description"]))
     return 0
 
@@ -61,9 +81,15 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     from gsr_bench.plugins import get_plugin_manager
 
     pm = get_plugin_manager()
-    rows = [[p.name, p.distribution, p.version,
-             "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(p.registered.items())) or "-"]
-            for p in pm.plugins.values()]
+    rows = [
+        [
+            p.name,
+            p.distribution,
+            p.version,
+            "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(p.registered.items())) or "-",
+        ]
+        for p in pm.plugins.values()
+    ]
     print(_table(rows, ["plugin", "distribution", "version", "registered"]))
     if pm.failures:
         print(f"\n{len(pm.failures)} plugin failure(s):", file=sys.stderr)
@@ -76,11 +102,18 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 # --- data ----------------------------------------------------------------------------------------
 
+
 def cmd_data_synth(args: argparse.Namespace) -> int:
     from gsr_bench.data.synth import synthesize
 
-    out = synthesize(args.out, args.chips, args.seed, test_chips=args.test_chips,
-                     workers=args.workers, progress=not args.quiet)
+    out = synthesize(
+        args.out,
+        args.chips,
+        args.seed,
+        test_chips=args.test_chips,
+        workers=args.workers,
+        progress=not args.quiet,
+    )
     print(f"wrote synthetic BioMassters to {out}")
     return 0
 
@@ -89,10 +122,20 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     from gsr_bench.data.prepare import prepare_split
 
     try:
-        out = prepare_split(args.root, args.split, args.out, args.crop, args.composite,
-                            workers=args.workers, progress=not args.quiet)
+        out = prepare_split(
+            args.root,
+            args.split,
+            args.out,
+            args.crop,
+            args.composite,
+            workers=args.workers,
+            progress=not args.quiet,
+        )
     except KeyboardInterrupt:
-        print(f"interrupted: rerun the same command to resume ({args.out}.partial kept)", file=sys.stderr)
+        print(
+            f"interrupted: rerun the same command to resume ({args.out}.partial kept)",
+            file=sys.stderr,
+        )
         return 130
     print(f"wrote {out}")
     return 0
@@ -106,12 +149,17 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     report = check_layout(layout, args.split)
     print(f"root      {report.root}\nmetadata  {report.metadata.name}")
     print("chips     " + ", ".join(f"{k}: {v}" for k, v in sorted(report.chips.items())))
-    rows = [[f"{i:02d} {MONTHS[i][:3]}", str(report.months["S1"][i]), str(report.months["S2"][i])] for i in range(12)]
+    rows = [
+        [f"{i:02d} {MONTHS[i][:3]}", str(report.months["S1"][i]), str(report.months["S2"][i])]
+        for i in range(12)
+    ]
     print("\nchips with an image per month\n" + _table(rows, ["month", "S1", "S2"]))
     if args.stats:
         stats = data_statistics(layout, args.max_chips)
-        print("\nstatistics (compare with the real BioMassters: AGB mean ~63, std ~71, p99.9 ~425, "
-              "zeros 19-25 %; VV asc ~-11.4 dB (3.2), VH asc ~-18.1 dB (4.4); corr NDVI ~+0.5, B12 ~-0.5)")
+        print(
+            "\nstatistics (compare with the real BioMassters: AGB mean ~63, std ~71, p99.9 ~425, "
+            "zeros 19-25 %; VV asc ~-11.4 dB (3.2), VH asc ~-18.1 dB (4.4); corr NDVI ~+0.5, B12 ~-0.5)"
+        )
         print(_table([[k, f"{v:.2f}"] for k, v in stats.items()], ["statistic", "value"]))
     errors = report.errors
     warnings = [p for p in report.problems if p.severity != "error"]
@@ -125,7 +173,8 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 # --- run, leaderboard ----------------------------------------------------------------------------
 
-def _tracker(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+
+def _tracker(args: argparse.Namespace) -> Tracker:
     from gsr_bench.tracking import Tracker
 
     return Tracker(Path(args.results), args.tracking_uri)
@@ -150,9 +199,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     tracker = _tracker(args)
     runner = Runner(pm, tracker, Path(args.results), args.device, args.force, progress=not args.quiet)
     results = runner.run(jobs)
-    rows = [[r.job.method.name, r.job.dataset.name, r.job.protocol.name, str(r.job.seed), r.status,
-             f"{r.metrics.get('rmse', float('nan')):.2f}", f"{r.seconds:.1f}", r.error[:80]]
-            for r in results]
+    rows = [
+        [
+            r.job.method.name,
+            r.job.dataset.name,
+            r.job.protocol.name,
+            str(r.job.seed),
+            r.status,
+            f"{r.metrics.get('rmse', float('nan')):.2f}",
+            f"{r.seconds:.1f}",
+            r.error[:80],
+        ]
+        for r in results
+    ]
     print(_table(rows, ["method", "dataset", "protocol", "seed", "status", "RMSE", "seconds", "error"]))
     if not args.no_leaderboard:
         write_leaderboard(tracker, args.leaderboard)
@@ -171,42 +230,71 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 # --- parser --------------------------------------------------------------------------------------
 
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and debug logs")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser = argparse.ArgumentParser(
-        prog="gsr-bench", parents=[common], formatter_class=_formatter,
+        prog="gsr-bench",
+        parents=[common],
+        formatter_class=_formatter,
         description="Benchmark guided super-resolution of biomass maps.",
         epilog="examples:\n  gsr-bench list methods\n  gsr-bench run --all\n"
-               "  gsr-bench run -m bicubic -d biomassters --root ~/biomassters --protocol paper",
+        "  gsr-bench run -m bicubic -d biomassters --root ~/biomassters --protocol paper",
     )
     parser.add_argument("--version", action="version", version=f"gsr-bench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help: str, example: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], help=help, description=help,
-                              epilog=f"example:\n  {example}", formatter_class=_formatter)
+        return sub.add_parser(
+            name,
+            parents=[common],
+            help=help,
+            description=help,
+            epilog=f"example:\n  {example}",
+            formatter_class=_formatter,
+        )
 
-    p = add("list", "list registered methods, datasets or protocols", "gsr-bench list methods --family gsr")
+    p = add(
+        "list",
+        "list registered methods, datasets or protocols",
+        "gsr-bench list methods --family gsr",
+    )
     p.add_argument("what", nargs="?", default="all", choices=["methods", "datasets", "protocols", "all"])
     p.add_argument("--family", choices=["gsr", "sr", "regression"], help="only methods of this family")
     p.add_argument("--filter", help="shell-style name pattern, e.g. 'msg*'")
     p.set_defaults(fn=cmd_list)
 
-    p = add("plugins", "list installed plugins, their versions, what they registered and failures",
-            "gsr-bench plugins")
+    p = add(
+        "plugins",
+        "list installed plugins, their versions, what they registered and failures",
+        "gsr-bench plugins",
+    )
     p.set_defaults(fn=cmd_plugins)
 
-    data = add("data", "synthesize, prepare and check BioMassters-format data", "gsr-bench data check --root DIR")
+    data = add(
+        "data",
+        "synthesize, prepare and check BioMassters-format data",
+        "gsr-bench data check --root DIR",
+    )
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
 
     def dadd(name: str, help: str, example: str) -> argparse.ArgumentParser:
-        return dsub.add_parser(name, parents=[common], help=help, description=help,
-                               epilog=f"example:\n  {example}", formatter_class=_formatter)
+        return dsub.add_parser(
+            name,
+            parents=[common],
+            help=help,
+            description=help,
+            epilog=f"example:\n  {example}",
+            formatter_class=_formatter,
+        )
 
-    p = dadd("synth", "write synthetic BioMassters in the official layout",
-             "gsr-bench data synth --out synth/ --chips 40 --seed 0")
+    p = dadd(
+        "synth",
+        "write synthetic BioMassters in the official layout",
+        "gsr-bench data synth --out synth/ --chips 40 --seed 0",
+    )
     p.add_argument("--out", required=True, help="folder to write")
     p.add_argument("--chips", type=int, required=True, help="number of train chips")
     p.add_argument("--test-chips", type=int, help="number of test chips (default: chips / 4)")
@@ -214,8 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="processes (default: CPU count, at most 8)")
     p.set_defaults(fn=cmd_data_synth)
 
-    p = dadd("prepare", "pack a split into HDF5 (guide composites, target, source, statistics)",
-             "gsr-bench data prepare --root ~/biomassters --split train --out train.h5")
+    p = dadd(
+        "prepare",
+        "pack a split into HDF5 (guide composites, target, source, statistics)",
+        "gsr-bench data prepare --root ~/biomassters --split train --out train.h5",
+    )
     p.add_argument("--root", required=True, help="BioMassters folder (holds features_metadata.csv)")
     p.add_argument("--split", required=True, choices=["train", "test"])
     p.add_argument("--out", required=True, help="HDF5 file to write")
@@ -224,8 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="processes (default: CPU count, at most 8)")
     p.set_defaults(fn=cmd_data_prepare)
 
-    p = dadd("check", "validate a BioMassters folder against its metadata",
-             "gsr-bench data check --root ~/biomassters --stats")
+    p = dadd(
+        "check",
+        "validate a BioMassters folder against its metadata",
+        "gsr-bench data check --root ~/biomassters --stats",
+    )
     p.add_argument("--root", required=True)
     p.add_argument("--split", help="only this split")
     p.add_argument("--stats", action="store_true", help="print AGB, S1 and S2 statistics")
@@ -236,14 +330,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     def tracking_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--results", default="results", help="results folder (default: ./results)")
-        p.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, "
-                                              "else sqlite:///RESULTS/mlflow.db)")
+        p.add_argument(
+            "--tracking-uri",
+            help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///RESULTS/mlflow.db)",
+        )
 
-    p = add("run", "run jobs (method x dataset x seed under a protocol) and update the leaderboard",
-            "gsr-bench run -m bicubic -m nearest --protocol smoke")
+    p = add(
+        "run",
+        "run jobs (method x dataset x seed under a protocol) and update the leaderboard",
+        "gsr-bench run -m bicubic -m nearest --protocol smoke",
+    )
     p.add_argument("--all", action="store_true", help="every registered method")
     p.add_argument("-m", "--method", action="append", help="method name (repeatable)")
-    p.add_argument("-d", "--dataset", action="append", help=f"dataset name (repeatable; default {DEFAULT_DATASET})")
+    p.add_argument(
+        "-d",
+        "--dataset",
+        action="append",
+        help=f"dataset name (repeatable; default {DEFAULT_DATASET})",
+    )
     p.add_argument("--protocol", default=DEFAULT_PROTOCOL, help="protocol name or TOML file (default quick)")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the protocol's)")
     p.add_argument("--root", help="folder of the real BioMassters data (dataset biomassters)")
@@ -255,7 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
     tracking_args(p)
     p.set_defaults(fn=cmd_run)
 
-    p = add("leaderboard", "regenerate the leaderboard from MLflow", "gsr-bench leaderboard --out leaderboard")
+    p = add(
+        "leaderboard",
+        "regenerate the leaderboard from MLflow",
+        "gsr-bench leaderboard --out leaderboard",
+    )
     p.add_argument("--out", default="leaderboard")
     tracking_args(p)
     p.set_defaults(fn=cmd_leaderboard)
@@ -264,8 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return int(args.fn(args))
     except GsrBenchError as exc:

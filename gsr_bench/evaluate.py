@@ -33,8 +33,14 @@ def _sync(device: torch.device) -> None:
 
 
 def evaluate(
-    method: Method, tiles: TileSet, batch_size: int, device: torch.device, bins: Any,
-    warmup_batches: int = 1, extra: dict[str, Any] | None = None, progress: bool = False,
+    method: Method,
+    tiles: TileSet,
+    batch_size: int,
+    device: torch.device,
+    bins: Any,
+    warmup_batches: int = 1,
+    extra: dict[str, Any] | None = None,
+    progress: bool = False,
     keep: int = 0,
 ) -> tuple[dict[str, float], list[torch.Tensor]]:
     """Metrics of ``method`` on ``tiles`` and the predictions of the first ``keep`` tiles.
@@ -48,7 +54,8 @@ def evaluate(
     for _ in range(warmup_batches):
         method.predict(first["guide"].to(device), first["source"].to(device))
     _sync(device)
-    seconds, pixels, kept = 0.0, 0, []
+    seconds, pixels = 0.0, 0
+    kept: list[torch.Tensor] = []
     for start in tqdm(starts, desc="evaluate", unit="batch", disable=not progress, leave=False):
         b = tiles.batch(range(start, min(start + batch_size, len(tiles))))
         guide, source = b["guide"].to(device), b["source"].to(device)
@@ -73,15 +80,24 @@ def save_figure_tiles(path: Path, tiles: TileSet, preds: list[torch.Tensor]) -> 
     b = tiles.batch(range(len(preds)))
     rgb = b["guide"][:, list(tiles.info.rgb_channels)]
     np.savez_compressed(
-        path, ids=np.array(b["id"]), rgb=rgb.numpy().astype(np.float16),
-        source=b["source"].numpy(), target=b["target"].numpy(), valid=b["valid"].numpy(),
+        path,
+        ids=np.array(b["id"]),
+        rgb=rgb.numpy().astype(np.float16),
+        source=b["source"].numpy(),
+        target=b["target"].numpy(),
+        valid=b["valid"].numpy(),
         pred=torch.stack(preds).numpy(),
     )
 
 
 def execute(
-    job: Job, splits: Splits, device: torch.device, workdir: Path, checkpoint_dir: Path,
-    progress: bool, manager: PluginManager | None = None,
+    job: Job,
+    splits: Splits,
+    device: torch.device,
+    workdir: Path,
+    checkpoint_dir: Path,
+    progress: bool,
+    manager: PluginManager | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     proto = job.protocol
     seed_everything(job.seed)
@@ -95,18 +111,33 @@ def execute(
     if manager is not None:
         extra = {m.name: resolve_factory(m.fn) for m in manager.metrics}
     metrics, preds = evaluate(
-        method, splits.test, proto.eval.batch_size, device, proto.eval.bins,
-        proto.eval.warmup_batches, extra, progress, keep=proto.eval.figure_tiles,
+        method,
+        splits.test,
+        proto.eval.batch_size,
+        device,
+        proto.eval.bins,
+        proto.eval.warmup_batches,
+        extra,
+        progress,
+        keep=proto.eval.figure_tiles,
     )
     metrics.update({k: float(v) for k, v in fit_info.items()})
     metrics["train_time_s"] = float(fit_info.get("train_time_s", train_time))
     metrics["params"] = float(method.num_parameters())
     metrics["test_tiles"] = float(len(splits.test))
     params = method.config()
-    (workdir / "config.json").write_text(json.dumps(
-        {"job": job.config(), "chosen": params, "dataset": splits.info.to_dict(), "key": job.key},
-        indent=2, default=str,
-    ))
+    (workdir / "config.json").write_text(
+        json.dumps(
+            {
+                "job": job.config(),
+                "chosen": params,
+                "dataset": splits.info.to_dict(),
+                "key": job.key,
+            },
+            indent=2,
+            default=str,
+        )
+    )
     if preds:
         save_figure_tiles(workdir / "tiles.npz", splits.test, preds)
     return metrics, params

@@ -8,11 +8,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from gsr_bench.metrics import bin_names  # noqa: E402
+from gsr_bench.metrics import bin_names
 
 
 def _rgb(rgb: np.ndarray) -> np.ndarray:
@@ -58,8 +58,11 @@ def qualitative(tiles: dict[str, dict[str, Any]], path: Path, title: str, tile: 
 
 
 def _bins(table: pd.DataFrame) -> list[str]:
-    return [c.removeprefix("rmse_bin_").removesuffix("_mean") for c in table.columns
-            if c.startswith("rmse_bin_") and c.endswith("_mean")]
+    return [
+        c.removeprefix("rmse_bin_").removesuffix("_mean")
+        for c in table.columns
+        if c.startswith("rmse_bin_") and c.endswith("_mean")
+    ]
 
 
 def error_by_bin(table: pd.DataFrame, path: Path) -> None:
@@ -89,10 +92,20 @@ def speed(table: pd.DataFrame, path: Path) -> None:
     """RMSE against inference throughput (log scale)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for _, r in table.iterrows():
-        ax.errorbar(r["throughput_mpix_s_mean"], r["rmse_mean"], yerr=r.get("rmse_std", 0) or 0,
-                    fmt="o", capsize=3)
-        ax.annotate(r["method"], (r["throughput_mpix_s_mean"], r["rmse_mean"]), fontsize=8,
-                    xytext=(4, 4), textcoords="offset points")
+        ax.errorbar(
+            r["throughput_mpix_s_mean"],
+            r["rmse_mean"],
+            yerr=r.get("rmse_std", 0) or 0,
+            fmt="o",
+            capsize=3,
+        )
+        ax.annotate(
+            r["method"],
+            (r["throughput_mpix_s_mean"], r["rmse_mean"]),
+            fontsize=8,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("inference throughput (Mpix/s, log)")
     ax.set_ylabel("RMSE (Mg/ha)")

@@ -7,6 +7,7 @@ scikit-image conventions).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ METRICS: dict[str, MetricInfo] = {
 def bin_names(edges: Sequence[float]) -> list[str]:
     """Names of the biomass bins: exactly 0, then between edges, then above the last."""
     names = ["0"]
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         names.append(f"{lo:g}-{hi:g}")
     names.append(f"gt{edges[-1]:g}")
     return names
@@ -112,15 +113,21 @@ class MetricAccumulator:
     _bin_err: torch.Tensor | None = None
     _bin_n: torch.Tensor | None = None
 
-    def update(self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, source: torch.Tensor) -> None:
+    def update(
+        self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, source: torch.Tensor
+    ) -> None:
         pred, target = pred.detach().double().cpu(), target.double().cpu()
         valid, source = valid.cpu(), source.double().cpu()
         v = valid.double()
         err = (pred - target) * v
         s = self._sums
         for name, value in (
-            ("n", v.sum()), ("abs", err.abs().sum()), ("sq", (err**2).sum()), ("err", err.sum()),
-            ("t", (target * v).sum()), ("tt", (target**2 * v).sum()),
+            ("n", v.sum()),
+            ("abs", err.abs().sum()),
+            ("sq", (err**2).sum()),
+            ("err", err.sum()),
+            ("t", (target * v).sum()),
+            ("tt", (target**2 * v).sum()),
             ("cons_sq", ((block_mean(pred, self.scale) - source) ** 2).sum()),
             ("cons_n", float(source.numel())),
         ):

@@ -23,7 +23,7 @@ from gsr_bench.registry import DatasetSpec, MethodSpec, MetricSpec, Registry
 ENTRY_POINT_GROUP = "gsr_bench"
 PLUGINS_ENV = "GSR_BENCH_PLUGINS"
 
-_HOOKS: dict[str, tuple[str, type]] = {
+_HOOKS: dict[str, tuple[str, type[Any]]] = {
     "methods": ("gsr_bench_register_methods", MethodSpec),
     "datasets": ("gsr_bench_register_datasets", DatasetSpec),
     "metrics": ("gsr_bench_register_metrics", MetricSpec),
@@ -113,7 +113,9 @@ class PluginManager:
                 if impl.plugin_name == name:
                     self._call(impl.function, kind, spec_type, info)
 
-    def _call(self, function: Callable[..., Any], kind: str, spec_type: type, info: PluginInfo) -> None:
+    def _call(
+        self, function: Callable[..., Any], kind: str, spec_type: type[Any], info: PluginInfo
+    ) -> None:
         registry: Registry[Any] = getattr(self, kind)
 
         def register(spec: Any) -> None:
@@ -133,7 +135,10 @@ class PluginManager:
         except Exception as exc:
             self.failures.append(
                 PluginFailure(
-                    info.name, info.distribution, f"hook {function.__name__}", _describe(exc),
+                    info.name,
+                    info.distribution,
+                    f"hook {function.__name__}",
+                    _describe(exc),
                     traceback.format_exc(),
                 )
             )

@@ -146,9 +146,7 @@ def _build(cls: type, data: Mapping[str, Any], origin: str, prefix: str) -> Any:
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
             hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
-            raise ProtocolError(
-                f"{origin}: unknown key {dotted!r}{hint}; allowed here: {', '.join(names)}"
-            )
+            raise ProtocolError(f"{origin}: unknown key {dotted!r}{hint}; allowed here: {', '.join(names)}")
         hint_t = hints[key]
         if dataclasses.is_dataclass(hint_t):
             if not isinstance(value, Mapping):
@@ -171,7 +169,7 @@ def _check_type(value: Any, hint: Any, origin: str, dotted: str) -> Any:
         return [_check_type(v, item_t, origin, dotted) for v in value]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
+    if (hint is int and isinstance(value, bool)) or not isinstance(value, hint):
         raise ProtocolError(
             f"{origin}: {dotted!r} must be {hint.__name__}, got {type(value).__name__} {value!r}"
         )

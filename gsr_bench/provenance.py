@@ -8,8 +8,19 @@ from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-PACKAGES = ("gsr-bench", "torch", "timm", "numpy", "scipy", "pandas", "scikit-image", "h5py",
-            "tifffile", "mlflow", "pluggy")
+PACKAGES = (
+    "gsr-bench",
+    "torch",
+    "timm",
+    "numpy",
+    "scipy",
+    "pandas",
+    "scikit-image",
+    "h5py",
+    "tifffile",
+    "mlflow",
+    "pluggy",
+)
 
 
 @lru_cache(maxsize=1)
@@ -17,10 +28,21 @@ def git_hash() -> str:
     """Commit of the gsr-bench checkout (``+dirty`` with local changes), or ``unknown``."""
     here = Path(__file__).resolve().parent
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                              text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{head}+dirty" if dirty else head

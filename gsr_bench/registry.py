@@ -28,7 +28,7 @@ def resolve_factory(factory: str | Callable[..., Any]) -> Callable[..., Any]:
     obj: Any = importlib.import_module(module_name)
     for part in attr.split("."):
         obj = getattr(obj, part)
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 @dataclass(frozen=True)
@@ -112,9 +112,12 @@ class MetricSpec:
 
 
 class _Spec(Protocol):
-    name: str
-    plugin: str
-    distribution: str
+    @property
+    def name(self) -> str: ...
+    @property
+    def plugin(self) -> str: ...
+    @property
+    def distribution(self) -> str: ...
 
 
 S = TypeVar("S", bound=_Spec)

@@ -47,11 +47,17 @@ class Job:
     def config(self) -> dict[str, Any]:
         """The resolved configuration: what the key hashes and what MLflow records as params."""
         return {
-            "method": {"name": self.method.name, "version": self.method.version,
-                       "options": dict(sorted({**self.method.options, **self.method_options}.items())),
-                       "overrides": dict(self.method.overrides)},
-            "dataset": {"name": self.dataset.name, "version": self.dataset.version,
-                        "options": dict(self.dataset_options)},
+            "method": {
+                "name": self.method.name,
+                "version": self.method.version,
+                "options": dict(sorted({**self.method.options, **self.method_options}.items())),
+                "overrides": dict(self.method.overrides),
+            },
+            "dataset": {
+                "name": self.dataset.name,
+                "version": self.dataset.version,
+                "options": dict(self.dataset_options),
+            },
             "protocol": self.protocol.to_dict(),
             "seed": self.seed,
         }
@@ -78,7 +84,11 @@ def plan_jobs(
         options = dict((dataset_options or {}).get(d.name, {}))
         described = d.create(**options).describe()
         for m in method_specs:
-            proto = protocol.with_overrides(m.overrides, f"method {m.name!r} overrides") if m.overrides else protocol
+            proto = (
+                protocol.with_overrides(m.overrides, f"method {m.name!r} overrides")
+                if m.overrides
+                else protocol
+            )
             for seed in seeds if seeds is not None else proto.seeds:
                 jobs.append(Job(m, d, proto, int(seed), {}, described))
     return jobs
@@ -113,8 +123,13 @@ class Runner:
     """Runs jobs one at a time on one device, skipping finished ones, logging each to MLflow."""
 
     def __init__(
-        self, manager: PluginManager, tracker: Tracker, results_dir: Path, device: str | None = None,
-        force: bool = False, progress: bool = True,
+        self,
+        manager: PluginManager,
+        tracker: Tracker,
+        results_dir: Path,
+        device: str | None = None,
+        force: bool = False,
+        progress: bool = True,
     ) -> None:
         self.manager, self.tracker, self.results_dir = manager, tracker, Path(results_dir)
         self.device, self.force, self.progress = device, force, progress
@@ -133,8 +148,11 @@ class Runner:
         return todo, skipped
 
     def splits(self, job: Job) -> Any:
-        key = json.dumps([job.dataset.name, dict(job.dataset_options), job.protocol.fingerprint()],
-                         sort_keys=True, default=str)
+        key = json.dumps(
+            [job.dataset.name, dict(job.dataset_options), job.protocol.fingerprint()],
+            sort_keys=True,
+            default=str,
+        )
         if key not in self._splits:
             options = {k: v for k, v in job.dataset_options.items() if v is not None}
             adapter = job.dataset.create(**options)
@@ -161,13 +179,21 @@ class Runner:
 
         device = select_device(self.device, job.protocol.device.policy)
         tags = {
-            JOB_KEY_TAG: job.key, "method": job.method.name, "method_version": job.method.version,
-            "family": job.method.family, "dataset": job.dataset.name,
-            "dataset_version": job.dataset.version, "protocol": job.protocol.name,
-            "protocol_version": job.protocol.version, "seed": str(job.seed),
-            "plugin": job.method.plugin, "plugin_distribution": job.method.distribution,
-            "method_description": job.method.description, "method_paper": job.method.paper,
-            "git_hash": git_hash(), "packages": json.dumps(package_versions(), sort_keys=True),
+            JOB_KEY_TAG: job.key,
+            "method": job.method.name,
+            "method_version": job.method.version,
+            "family": job.method.family,
+            "dataset": job.dataset.name,
+            "dataset_version": job.dataset.version,
+            "protocol": job.protocol.name,
+            "protocol_version": job.protocol.version,
+            "seed": str(job.seed),
+            "plugin": job.method.plugin,
+            "plugin_distribution": job.method.distribution,
+            "method_description": job.method.description,
+            "method_paper": job.method.paper,
+            "git_hash": git_hash(),
+            "packages": json.dumps(package_versions(), sort_keys=True),
             "device": device_name(device),
         }
         run_id = self.tracker.start(job.name, tags)
@@ -179,13 +205,25 @@ class Runner:
                 splits = self.splits(job)
                 tags["dataset_revision"] = splits.info.revision
                 metrics, params = execute(
-                    job, splits, device, workdir, self.results_dir / "checkpoints" / job.key,
-                    self.progress, self.manager,
+                    job,
+                    splits,
+                    device,
+                    workdir,
+                    self.results_dir / "checkpoints" / job.key,
+                    self.progress,
+                    self.manager,
                 )
                 result = JobResult(job, "FINISHED", metrics, params, tags, artifacts=workdir, run_id=run_id)
             except Exception as exc:
-                result = JobResult(job, "FAILED", tags=tags, error=f"{type(exc).__name__}: {exc}",
-                                   traceback=traceback.format_exc(), artifacts=workdir, run_id=run_id)
+                result = JobResult(
+                    job,
+                    "FAILED",
+                    tags=tags,
+                    error=f"{type(exc).__name__}: {exc}",
+                    traceback=traceback.format_exc(),
+                    artifacts=workdir,
+                    run_id=run_id,
+                )
                 (workdir / "traceback.txt").write_text(result.traceback)
                 log.warning("%s failed: %s", job.name, result.error)
             result.seconds = time.perf_counter() - started

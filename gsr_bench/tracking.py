@@ -83,8 +83,13 @@ class Tracker:
         run = self.client.create_run(self.experiment_id, tags=dict(tags), run_name=name)
         return str(run.info.run_id)
 
-    def log(self, run_id: str, params: Mapping[str, Any], metrics: Mapping[str, float],
-            tags: Mapping[str, str]) -> None:
+    def log(
+        self,
+        run_id: str,
+        params: Mapping[str, Any],
+        metrics: Mapping[str, float],
+        tags: Mapping[str, str],
+    ) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
         now = int(__import__("time").time() * 1000)
@@ -92,7 +97,7 @@ class Tracker:
         m = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
         t = [RunTag(k, str(v)[:5000]) for k, v in tags.items()]
         for i in range(0, max(len(p), len(m), len(t)), 100):  # MLflow caps a batch at 100 params
-            self.client.log_batch(run_id, metrics=m[i:i + 100], params=p[i:i + 100], tags=t[i:i + 100])
+            self.client.log_batch(run_id, metrics=m[i : i + 100], params=p[i : i + 100], tags=t[i : i + 100])
 
     def log_artifact(self, run_id: str, path: Path) -> None:
         self.client.log_artifact(run_id, str(path))
@@ -104,8 +109,10 @@ class Tracker:
         token = None
         while True:
             page = self.client.search_runs(
-                [self.experiment_id], filter_string=f"attributes.status = '{status}'",
-                max_results=1000, page_token=token,
+                [self.experiment_id],
+                filter_string=f"attributes.status = '{status}'",
+                max_results=1000,
+                page_token=token,
             )
             yield from page
             token = page.token

@@ -70,10 +70,10 @@ def random_patches(
         y, x = (torch.randint(cells, (2,), generator=gen) * scale).tolist()
         p, ys, xs = patch // scale, y // scale, x // scale
         crops = {
-            "guide": s["guide"][:, y:y + patch, x:x + patch],
-            "target": s["target"][:, y:y + patch, x:x + patch],
-            "valid": s["valid"][:, y:y + patch, x:x + patch],
-            "source": s["source"][:, ys:ys + p, xs:xs + p],
+            "guide": s["guide"][:, y : y + patch, x : x + patch],
+            "target": s["target"][:, y : y + patch, x : x + patch],
+            "valid": s["valid"][:, y : y + patch, x : x + patch],
+            "source": s["source"][:, ys : ys + p, xs : xs + p],
         }
         if augment:
             k = int(torch.randint(4, (1,), generator=gen))
@@ -145,7 +145,9 @@ def train_method(method: TorchMethod, train: TileSet, val: TileSet, ctx: TrainCo
             state = None
         if state is not None:
             if state.get("job_key") != ctx.job_key:
-                raise TrainingError(f"{ckpt}: checkpoint of another job ({state.get('job_key')}); remove it or use --force")
+                raise TrainingError(
+                    f"{ckpt}: checkpoint of another job ({state.get('job_key')}); remove it or use --force"
+                )
             net.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
@@ -154,8 +156,15 @@ def train_method(method: TorchMethod, train: TileSet, val: TileSet, ctx: TrainCo
             step, best_rmse, best_state = state["step"], state["best_rmse"], state["best_model"]
             log.info("resuming %s at step %d", ckpt, step)
     started = time.perf_counter()
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {getattr(method.spec, 'name', '')}",
-               unit="step", disable=not ctx.progress, dynamic_ncols=True, leave=False)
+    bar = tqdm(
+        total=cfg.steps,
+        initial=step,
+        desc=f"train {getattr(method.spec, 'name', '')}",
+        unit="step",
+        disable=not ctx.progress,
+        dynamic_ncols=True,
+        leave=False,
+    )
     scale = method.task.scale
     while step < cfg.steps:
         net.train()
@@ -177,13 +186,25 @@ def train_method(method: TorchMethod, train: TileSet, val: TileSet, ctx: TrainCo
             bar.set_postfix(loss=f"{loss.item():.3f}", val_rmse=f"{rmse:.1f}")
         if ckpt is not None and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
             ckpt.parent.mkdir(parents=True, exist_ok=True)
-            _save(ckpt, {
-                "job_key": ctx.job_key, "model": net.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "generator": gen.get_state(),
-                "torch_rng": torch.get_rng_state(), "step": step, "best_rmse": best_rmse,
-                "best_model": best_state,
-            })
+            _save(
+                ckpt,
+                {
+                    "job_key": ctx.job_key,
+                    "model": net.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "generator": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "step": step,
+                    "best_rmse": best_rmse,
+                    "best_model": best_state,
+                },
+            )
         bar.update()
     bar.close()
     net.load_state_dict(best_state)
-    return {"train_time_s": time.perf_counter() - started, "best_val_rmse": best_rmse, "train_steps": float(step)}
+    return {
+        "train_time_s": time.perf_counter() - started,
+        "best_val_rmse": best_rmse,
+        "train_steps": float(step),
+    }

@@ -21,5 +21,14 @@ def gsr_bench_register_methods(register: Callable[[Any], None]) -> None:
         ("bilinear", "Bilinear upsampling of the source"),
         ("bicubic", "Bicubic upsampling of the source, clamped at 0"),
     ):
-        register(MethodSpec(name=mode, family="sr", version="1", description=text,
-                            factory=_INTERP, paper=_INTERP_PAPER, options={"mode": mode}))
+        register(
+            MethodSpec(
+                name=mode,
+                family="sr",
+                version="1",
+                description=text,
+                factory=_INTERP,
+                paper=_INTERP_PAPER,
+                options={"mode": mode},
+            )
+        )

@@ -10,9 +10,11 @@ import pytest
 
 from gsr_bench.plugins import PluginManager, reset_plugin_manager
 
-SHARED_SAMPLE = Path(
-    os.environ.get("GSR_BENCH_SHARED", Path(__file__).resolve().parents[2] / "shared")
-) / "data" / "biomassters-sample"
+SHARED_SAMPLE = (
+    Path(os.environ.get("GSR_BENCH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+    / "data"
+    / "biomassters-sample"
+)
 
 
 @pytest.fixture(scope="session")
@@ -28,8 +30,14 @@ def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synthetic BioMassters: 9 train and 3 test chips, seed 3."""
     from gsr_bench.data.synth import synthesize
 
-    return synthesize(tmp_path_factory.mktemp("synth") / "root", 9, seed=3, test_chips=3,
-                      workers=1, progress=False)
+    return synthesize(
+        tmp_path_factory.mktemp("synth") / "root",
+        9,
+        seed=3,
+        test_chips=3,
+        workers=1,
+        progress=False,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -37,8 +45,9 @@ def prepared(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     from gsr_bench.data.prepare import prepare_split
 
     out = tmp_path_factory.mktemp("prepared")
-    return {s: prepare_split(synth_root, s, out / f"{s}.h5", workers=1, progress=False)
-            for s in ("train", "test")}
+    return {
+        s: prepare_split(synth_root, s, out / f"{s}.h5", workers=1, progress=False) for s in ("train", "test")
+    }
 
 
 @pytest.fixture(scope="session")

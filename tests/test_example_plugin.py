@@ -16,8 +16,22 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "gsr-bench-example-
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(EXAMPLE)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(EXAMPLE),
+        ],
+        check=True,
+        capture_output=True,
+    )
     assert list(target.glob("gsr_bench_example_plugin-*.dist-info/entry_points.txt"))
     return target
 
@@ -25,8 +39,14 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _cli(args: list[str], site: Path, cwd: Path, cache: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(site), "GSR_BENCH_CACHE": str(cache)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run([sys.executable, "-m", "gsr_bench.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "gsr_bench.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_example_plugin_listed_run_and_ranked(installed: Path, tmp_path: Path, shared_cache: Path) -> None:
@@ -36,8 +56,12 @@ def test_example_plugin_listed_run_and_ranked(installed: Path, tmp_path: Path, s
     assert "gsr-bench-example-plugin" in line and "0.1.0" in line and "example-smooth-bicubic" in line
     listing = _cli(["list", "methods"], installed, tmp_path, shared_cache)
     assert "example-smooth-bicubic" in listing.stdout
-    run = _cli(["run", "-m", "example-smooth-bicubic", "-m", "bicubic", "--protocol", "smoke", "-q"],
-               installed, tmp_path, shared_cache)
+    run = _cli(
+        ["run", "-m", "example-smooth-bicubic", "-m", "bicubic", "--protocol", "smoke", "-q"],
+        installed,
+        tmp_path,
+        shared_cache,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     table = pd.read_csv(tmp_path / "leaderboard" / "results.csv")
     assert set(table["method"]) == {"example-smooth-bicubic", "bicubic"}

@@ -13,8 +13,16 @@ from gsr_bench.metrics import MetricAccumulator, bin_index, bin_names, psnr, ssi
 
 
 def _skimage_ssim(a: np.ndarray, b: np.ndarray, data_range: float) -> float:
-    return float(structural_similarity(b, a, data_range=data_range, gaussian_weights=True, sigma=1.5,
-                                       use_sample_covariance=False))
+    return float(
+        structural_similarity(
+            b,
+            a,
+            data_range=data_range,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
+    )
 
 
 @pytest.mark.parametrize("shape", [(64, 64), (250, 250), (37, 53)])
@@ -40,7 +48,10 @@ def test_ssim_psnr_match_skimage_on_the_real_tile(real_sample: Path) -> None:
         ours = float(ssim(pred, target, rng)[0])
         assert abs(ours - _skimage_ssim(pred[0, 0].numpy(), target[0, 0].numpy(), rng)) < 1e-4
         ours_psnr = float(psnr(pred, target, torch.ones_like(target, dtype=torch.bool), rng)[0])
-        assert abs(ours_psnr - peak_signal_noise_ratio(target[0, 0].numpy(), pred[0, 0].numpy(), data_range=rng)) < 1e-4
+        assert (
+            abs(ours_psnr - peak_signal_noise_ratio(target[0, 0].numpy(), pred[0, 0].numpy(), data_range=rng))
+            < 1e-4
+        )
 
 
 def test_accumulator_pooled_and_binned() -> None:

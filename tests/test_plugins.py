@@ -32,8 +32,10 @@ def test_unknown_method_suggests_close_names() -> None:
 
 
 def test_listing_does_not_import_torch() -> None:
-    code = ("import sys; from gsr_bench.plugins import PluginManager; pm = PluginManager(); "
-            "assert pm.methods.names(); print('torch' in sys.modules)")
+    code = (
+        "import sys; from gsr_bench.plugins import PluginManager; pm = PluginManager(); "
+        "assert pm.methods.names(); print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -77,26 +79,33 @@ def broken_plugins(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "import_error.py").write_text("import not_a_module_anywhere\n")
-    (pkg / "duplicate.py").write_text(textwrap.dedent("""
+    (pkg / "duplicate.py").write_text(
+        textwrap.dedent("""
         from gsr_bench import MethodSpec, hookimpl
         @hookimpl
         def gsr_bench_register_methods(register):
             register(MethodSpec("nearest", "sr", "1", "dup", "x:y"))
-    """))
-    (pkg / "raising.py").write_text(textwrap.dedent("""
+    """)
+    )
+    (pkg / "raising.py").write_text(
+        textwrap.dedent("""
         from gsr_bench import hookimpl
         @hookimpl
         def gsr_bench_register_datasets(register):
             raise ValueError("dataset hook exploded")
-    """))
-    (pkg / "good.py").write_text(textwrap.dedent("""
+    """)
+    )
+    (pkg / "good.py").write_text(
+        textwrap.dedent("""
         from gsr_bench import MethodSpec, hookimpl
         @hookimpl
         def gsr_bench_register_methods(register):
             register(MethodSpec("still-here", "sr", "1", "loads despite the others",
                                 "gsr_bench_methods.interpolation:Interpolation", options={"mode": "nearest"}))
-    """))
-    (src / "pyproject.toml").write_text(textwrap.dedent("""
+    """)
+    )
+    (src / "pyproject.toml").write_text(
+        textwrap.dedent("""
         [build-system]
         requires = ["setuptools>=64"]
         build-backend = "setuptools.build_meta"
@@ -110,22 +119,47 @@ def broken_plugins(tmp_path_factory: pytest.TempPathFactory) -> Path:
         d_good = "gsr_bench_broken.good"
         [tool.setuptools]
         packages = ["gsr_bench_broken"]
-    """))
+    """)
+    )
     target = tmp_path_factory.mktemp("broken-site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(src)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return target
 
 
 def test_broken_installed_plugins_are_reported_by_the_cli(broken_plugins: Path) -> None:
     env = {"PYTHONPATH": str(broken_plugins), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-m", "gsr_bench.cli", "plugins"], capture_output=True,
-                         text=True, env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "gsr_bench.cli", "plugins"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     assert "plugin 'a_import_error' (gsr-bench-broken) failed at import: ModuleNotFoundError" in out.stderr
     assert "plugin 'b_duplicate' (gsr-bench-broken)" in out.stderr and "already registered" in out.stderr
     assert "plugin 'c_raising' (gsr-bench-broken) failed at hook" in out.stderr
     assert "dataset hook exploded" in out.stderr
     assert "still-here" in out.stdout
-    listing = subprocess.run([sys.executable, "-m", "gsr_bench.cli", "list", "methods"],
-                             capture_output=True, text=True, env=env, check=True)
+    listing = subprocess.run(
+        [sys.executable, "-m", "gsr_bench.cli", "list", "methods"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     assert "still-here" in listing.stdout and "bicubic" in listing.stdout

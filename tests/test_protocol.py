@@ -26,7 +26,7 @@ def test_unknown_key_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
 def test_wrong_type_and_missing_version(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text('name = "bad"\nversion = "1"\n[train]\nsteps = "many"\n')
-    with pytest.raises(ProtocolError, match="'train.steps' must be int"):
+    with pytest.raises(ProtocolError, match=r"'train\.steps' must be int"):
         load_protocol(path)
     path.write_text('name = "bad"\n')
     with pytest.raises(ProtocolError, match="missing required key 'version'"):
@@ -50,5 +50,5 @@ def test_overrides_change_fingerprint_and_reject_unknown_keys() -> None:
     tuned = quick.with_overrides({"train.lr": 1e-4})
     assert tuned.train.lr == 1e-4 and quick.train.lr == 1e-3
     assert tuned.fingerprint() != quick.fingerprint()
-    with pytest.raises(ProtocolError, match="unknown protocol key 'train.lrr'"):
+    with pytest.raises(ProtocolError, match=r"unknown protocol key 'train\.lrr'"):
         quick.with_overrides({"train.lrr": 1e-4})

@@ -21,7 +21,16 @@ def test_smoke_run_records_skips_and_forces(workdir: Path, capsys: pytest.Captur
     runs = list(Tracker(workdir / "results").runs())
     assert len(runs) == 2
     tags = runs[0].data.tags
-    for key in ("job_key", "method_version", "dataset_version", "protocol_version", "git_hash", "packages", "device", "seed"):
+    for key in (
+        "job_key",
+        "method_version",
+        "dataset_version",
+        "protocol_version",
+        "git_hash",
+        "packages",
+        "device",
+        "seed",
+    ):
         assert tags.get(key), key
     assert {"rmse", "mae", "ssim", "psnr", "throughput_mpix_s", "rmse_bin_0"} <= set(runs[0].data.metrics)
     assert (workdir / "results" / "mlflow.db").exists()
@@ -32,7 +41,22 @@ def test_smoke_run_records_skips_and_forces(workdir: Path, capsys: pytest.Captur
     capsys.readouterr()
 
     started = time.perf_counter()
-    assert main(["run", "-m", "nearest", "-m", "bicubic", "--protocol", "smoke", "-q", "--no-leaderboard"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "-m",
+                "nearest",
+                "-m",
+                "bicubic",
+                "--protocol",
+                "smoke",
+                "-q",
+                "--no-leaderboard",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.count("SKIPPED") == 2
     assert time.perf_counter() - started < 20
     assert len(list(Tracker(workdir / "results").runs())) == 2
@@ -58,10 +82,27 @@ class TestPlugin:
         register(MethodSpec("html-test", "sr", "1", "<script>alert('x')</script>", Escaped))
 
 
-def test_failed_method_is_logged_and_others_go_on(workdir: Path, plugin_manager: PluginManager,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_failed_method_is_logged_and_others_go_on(
+    workdir: Path, plugin_manager: PluginManager, capsys: pytest.CaptureFixture[str]
+) -> None:
     plugin_manager.register(TestPlugin(), "test-plugin", "tests")
-    assert main(["run", "-m", "broken", "-m", "html-test", "-m", "bilinear", "--protocol", "smoke", "-q"]) == 1
+    assert (
+        main(
+            [
+                "run",
+                "-m",
+                "broken",
+                "-m",
+                "html-test",
+                "-m",
+                "bilinear",
+                "--protocol",
+                "smoke",
+                "-q",
+            ]
+        )
+        == 1
+    )
     out = capsys.readouterr().out
     assert "FAILED" in out and "this method is broken on purpose" in out
     tracker = Tracker(workdir / "results")
@@ -85,9 +126,22 @@ def test_tracking_uri_env_is_honoured(workdir: Path, monkeypatch: pytest.MonkeyP
     assert not (workdir / "results" / "mlflow.db").exists()
 
 
-def test_unreachable_tracking_server_is_one_clear_line(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_tracking_server_is_one_clear_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     started = time.perf_counter()
-    code = main(["run", "-m", "nearest", "--protocol", "smoke", "-q", "--tracking-uri", "http://127.0.0.1:9"])
+    code = main(
+        [
+            "run",
+            "-m",
+            "nearest",
+            "--protocol",
+            "smoke",
+            "-q",
+            "--tracking-uri",
+            "http://127.0.0.1:9",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("gsr-bench: error: tracking URI http://127.0.0.1:9 cannot be used")
@@ -98,14 +152,28 @@ def test_unreachable_tracking_server_is_one_clear_line(workdir: Path, capsys: py
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["run", "-m", "bicubc", "--protocol", "smoke"], "unknown method 'bicubc'. Did you mean 'bicubic'"),
-        (["run", "-m", "nearest", "-d", "biomasters", "--protocol", "smoke"], "Did you mean 'biomassters'"),
+        (
+            ["run", "-m", "bicubc", "--protocol", "smoke"],
+            "unknown method 'bicubc'. Did you mean 'bicubic'",
+        ),
+        (
+            ["run", "-m", "nearest", "-d", "biomasters", "--protocol", "smoke"],
+            "Did you mean 'biomassters'",
+        ),
         (["run", "-m", "nearest", "--protocol", "smoek"], "unknown protocol 'smoek'"),
-        (["run", "-m", "nearest", "-d", "biomassters", "--protocol", "smoke"], "pass --root DIR or set GSR_BENCH_BIOMASSTERS_ROOT"),
+        (
+            ["run", "-m", "nearest", "-d", "biomassters", "--protocol", "smoke"],
+            "pass --root DIR or set GSR_BENCH_BIOMASSTERS_ROOT",
+        ),
     ],
 )
-def test_bad_names_are_one_line_without_traceback(workdir: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+def test_bad_names_are_one_line_without_traceback(
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+) -> None:
     monkeypatch.delenv("GSR_BENCH_BIOMASSTERS_ROOT", raising=False)
     assert main([*argv, "-q"]) == 2
     err = capsys.readouterr().err

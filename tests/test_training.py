@@ -24,8 +24,11 @@ class TinyResidual(TorchMethod):
     def __init__(self, task: TaskInfo, width: int = 16) -> None:
         super().__init__(task)
         self.net = nn.Sequential(
-            nn.Conv2d(task.in_channels + 1, width, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, 1, 3, padding=1),
+            nn.Conv2d(task.in_channels + 1, width, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, 1, 3, padding=1),
         )
 
     def forward(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
@@ -37,13 +40,23 @@ class TinyResidual(TorchMethod):
 class TinyPlugin:
     @hookimpl
     def gsr_bench_register_methods(self, register):  # type: ignore[no-untyped-def]
-        register(MethodSpec("tiny-residual", "gsr", "1", "test network", TinyResidual,
-                            overrides={"train.lr": 3e-3}))
+        register(
+            MethodSpec(
+                "tiny-residual",
+                "gsr",
+                "1",
+                "test network",
+                TinyResidual,
+                overrides={"train.lr": 3e-3},
+            )
+        )
 
 
 @pytest.fixture(scope="module")
 def splits(prepared: dict[str, Path]):  # type: ignore[no-untyped-def]
-    return open_prepared("s", prepared["train"], prepared["test"], 60, 10, (0.0, 50.0), 500.0, "t", Degradation())
+    return open_prepared(
+        "s", prepared["train"], prepared["test"], 60, 10, (0.0, 50.0), 500.0, "t", Degradation()
+    )
 
 
 def _train(splits, seed: int, steps: int = 40) -> tuple[TinyResidual, dict[str, float]]:  # type: ignore[no-untyped-def]
@@ -51,8 +64,17 @@ def _train(splits, seed: int, steps: int = 40) -> tuple[TinyResidual, dict[str, 
     info = splits.info
     task = TaskInfo(info.guide_channels, 10, 60, info.target_mean, info.target_std, 500.0)
     method = TinyResidual(task)
-    cfg = load_protocol("smoke").with_overrides({"train.steps": steps, "train.lr": 3e-3, "train.val_every": 20}).train
-    out = train_method(method, splits.train, splits.val, TrainContext(cfg, seed, torch.device("cpu"), progress=False))
+    cfg = (
+        load_protocol("smoke")
+        .with_overrides({"train.steps": steps, "train.lr": 3e-3, "train.val_every": 20})
+        .train
+    )
+    out = train_method(
+        method,
+        splits.train,
+        splits.val,
+        TrainContext(cfg, seed, torch.device("cpu"), progress=False),
+    )
     return method, out
 
 
@@ -70,8 +92,7 @@ def test_same_seed_same_weights(splits) -> None:  # type: ignore[no-untyped-def]
     a, _ = _train(splits, 1, steps=10)
     b, _ = _train(splits, 1, steps=10)
     c, _ = _train(splits, 2, steps=10)
-    for (name, pa), pb, pc in zip(a.net.state_dict().items(), b.net.state_dict().values(),
-                                  c.net.state_dict().values(), strict=True):
+    for (name, pa), pb in zip(a.net.state_dict().items(), b.net.state_dict().values(), strict=True):
         assert torch.equal(pa, pb), name
     assert any(not torch.equal(pa, pc) for pa, pc in zip(a.net.parameters(), c.net.parameters(), strict=True))
 

@@ -35,11 +35,17 @@ class BioMasstersFormatAdapter:
         """Options recorded with each run (and hashed into the job key)."""
         return {}
 
-    def load(self, protocol: Protocol, cache_dir: Path, progress: bool = True, workers: int | None = None) -> Splits:
+    def load(
+        self, protocol: Protocol, cache_dir: Path, progress: bool = True, workers: int | None = None
+    ) -> Splits:
         root = self.raw_root(protocol, cache_dir, progress)
         key = json.dumps(
-            {"root": str(root.resolve()), "composite": protocol.data.composite,
-             "crop": PREPARED_CROP, "format": FORMAT_VERSION},
+            {
+                "root": str(root.resolve()),
+                "composite": protocol.data.composite,
+                "crop": PREPARED_CROP,
+                "format": FORMAT_VERSION,
+            },
             sort_keys=True,
         )
         name = self.spec.name if self.spec else type(self).__name__
@@ -48,12 +54,26 @@ class BioMasstersFormatAdapter:
         for split in ("train", "test"):
             path = folder / f"{split}.h5"
             if not path.exists():
-                prepare_split(root, split, path, PREPARED_CROP, protocol.data.composite,
-                              workers=workers, progress=progress)
+                prepare_split(
+                    root,
+                    split,
+                    path,
+                    PREPARED_CROP,
+                    protocol.data.composite,
+                    workers=workers,
+                    progress=progress,
+                )
             paths[split] = path
         d = protocol.data
         return open_prepared(
-            name, paths["train"], paths["test"], protocol.task.crop, protocol.task.scale,
-            tuple(protocol.eval.bins), self.data_range, self.revision(protocol),
-            protocol.task.degradation, (d.max_train_tiles, d.max_val_tiles, d.max_test_tiles),
+            name,
+            paths["train"],
+            paths["test"],
+            protocol.task.crop,
+            protocol.task.scale,
+            tuple(protocol.eval.bins),
+            self.data_range,
+            self.revision(protocol),
+            protocol.task.degradation,
+            (d.max_train_tiles, d.max_val_tiles, d.max_test_tiles),
         )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,8 +25,18 @@ from gsr_bench.data.tiff import read_tiff
 from gsr_bench.errors import DataError
 
 MONTHS = (
-    "September", "October", "November", "December", "January", "February",
-    "March", "April", "May", "June", "July", "August",
+    "September",
+    "October",
+    "November",
+    "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
 )
 S1_BANDS = ("VV_asc", "VH_asc", "VV_desc", "VH_desc")
 S2_BANDS = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
@@ -119,9 +130,7 @@ class BioMasstersLayout:
             raise DataError(f"{self.root}: BioMassters folder not found; {DOWNLOAD_HINT}")
         found = [self.root / n for n in METADATA_NAMES if (self.root / n).is_file()]
         if not found:
-            raise DataError(
-                f"{self.root}: no {' or '.join(METADATA_NAMES)} in this folder; {DOWNLOAD_HINT}"
-            )
+            raise DataError(f"{self.root}: no {' or '.join(METADATA_NAMES)} in this folder; {DOWNLOAD_HINT}")
         self.metadata_path = found[0]
         try:
             table = pd.read_csv(self.metadata_path, dtype={"chip_id": str, "month": str})
@@ -137,21 +146,21 @@ class BioMasstersLayout:
         for row in table.itertuples(index=False):
             self._add_row(row)
 
-    def _add_row(self, row: object) -> None:
+    def _add_row(self, row: Any) -> None:
         where = f"{self.metadata_path} row {getattr(row, 'filename', '?')}"
-        sensor = str(getattr(row, "satellite")).upper()
+        sensor = str(row.satellite).upper()
         if sensor not in SENSOR_BANDS:
             raise DataError(f"{where}: satellite {sensor!r} is neither S1 nor S2")
-        split = str(getattr(row, "split")).strip().lower()
-        chip_id = str(getattr(row, "chip_id"))
+        split = str(row.split).strip().lower()
+        chip_id = str(row.chip_id)
         agbm = getattr(row, "corresponding_agbm", None)
         agbm = str(agbm) if isinstance(agbm, str) and agbm else f"{chip_id}_agbm.tif"
         file = FeatureFile(
-            filename=str(getattr(row, "filename")),
+            filename=str(row.filename),
             chip_id=chip_id,
             sensor=sensor,
             split=split,
-            month=month_index(getattr(row, "month"), where),
+            month=month_index(row.month, where),
             size=_optional_int(getattr(row, "size", None)),
             cksum=_optional_int(getattr(row, "cksum", None)),
         )

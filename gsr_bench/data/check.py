@@ -50,17 +50,15 @@ def check_chip(layout: BioMasstersLayout, chip: Chip) -> list[Problem]:
             problems.append(Problem(path, str(exc).removeprefix(f"{path}: ")))
             continue
         if file.size is not None and path.stat().st_size != file.size:
-            problems.append(
-                Problem(path, f"{path.stat().st_size} bytes, metadata says {file.size}")
-            )
+            problems.append(Problem(path, f"{path.stat().st_size} bytes, metadata says {file.size}"))
         if bands != SENSOR_BANDS[file.sensor]:
-            problems.append(
-                Problem(path, f"expected {SENSOR_BANDS[file.sensor]} bands, found {bands}")
-            )
+            problems.append(Problem(path, f"expected {SENSOR_BANDS[file.sensor]} bands, found {bands}"))
         if expected_hw is not None and hw != expected_hw:
             problems.append(
-                Problem(path, f"size {hw[1]}x{hw[0]} differs from the label's "
-                        f"{expected_hw[1]}x{expected_hw[0]}")
+                Problem(
+                    path,
+                    f"size {hw[1]}x{hw[0]} differs from the label's {expected_hw[1]}x{expected_hw[0]}",
+                )
             )
         if dtype != SENSOR_DTYPES[file.sensor]:
             problems.append(

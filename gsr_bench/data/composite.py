@@ -76,6 +76,4 @@ def get_composite(name: str) -> tuple[Callable[[RawChip], Composite], tuple[str,
     try:
         return COMPOSITES[name]
     except KeyError:
-        raise GsrBenchError(
-            f"unknown guide composite {name!r}; known: {', '.join(COMPOSITES)}"
-        ) from None
+        raise GsrBenchError(f"unknown guide composite {name!r}; known: {', '.join(COMPOSITES)}") from None

@@ -128,7 +128,10 @@ def prepare_split(
     _, channels = get_composite(composite)
     signature = json.dumps(
         {
-            "format": FORMAT_VERSION, "root": str(root.resolve()), "split": split, "crop": crop,
+            "format": FORMAT_VERSION,
+            "root": str(root.resolve()),
+            "split": split,
+            "crop": crop,
             "composite": composite,
             "chips": hashlib.sha1(",".join(c.chip_id for c in chips).encode()).hexdigest(),
         },
@@ -141,29 +144,41 @@ def prepare_split(
         out.parent.mkdir(parents=True, exist_ok=True)
         handle = _create(partial, signature, chips, crop, channels)
         handle.attrs.update(
-            source_root=str(root.resolve()), split=split, crop=crop, scale=SCALE,
-            composite=composite, guide_channels=json.dumps(list(channels)),
+            source_root=str(root.resolve()),
+            split=split,
+            crop=crop,
+            scale=SCALE,
+            composite=composite,
+            guide_channels=json.dumps(list(channels)),
             file_count=sum(1 + len(c.s1) + len(c.s2) for c in chips),
-            metadata_file=layout.metadata_path.name, code_version=_code_version(),
+            metadata_file=layout.metadata_path.name,
+            code_version=_code_version(),
         )
     with handle as f:
         done = f["done"][:]
         pending = [i for i in range(len(chips)) if not done[i]]
         bar = tqdm(
-            total=len(chips), initial=len(chips) - len(pending), unit="chip",
-            desc=f"prepare {split}", disable=not progress, dynamic_ncols=True,
+            total=len(chips),
+            initial=len(chips) - len(pending),
+            unit="chip",
+            desc=f"prepare {split}",
+            disable=not progress,
+            dynamic_ncols=True,
         )
         try:
             results = ordered_map(
                 Partial(prepare_chip, root, crop, composite, position=1),
-                [chips[i] for i in pending], workers,
+                [chips[i] for i in pending],
+                workers,
             )
             for i, item in zip(pending, results, strict=True):
                 _write(f, i, item)
                 f.flush()  # a chip is ~100 ms of work: flushing each one bounds what a kill loses
                 bar.update()
         except DataError as exc:
-            raise DataError(f"{exc} (work so far kept in {partial}: fix the file and rerun to resume)") from None
+            raise DataError(
+                f"{exc} (work so far kept in {partial}: fix the file and rerun to resume)"
+            ) from None
         finally:
             bar.close()
         _finish(f, split)
@@ -205,7 +220,9 @@ def _validate(root: Path, chips: list[Chip], workers: int, progress: bool) -> No
         raise DataError(f"{'; '.join(problems[:3])}{more} (run `gsr-bench data check --root {root}`)")
 
 
-def _create(partial: Path, signature: str, chips: list[Chip], crop: int, channels: tuple[str, ...]) -> h5py.File:
+def _create(
+    partial: Path, signature: str, chips: list[Chip], crop: int, channels: tuple[str, ...]
+) -> h5py.File:
     n, c, lr = len(chips), len(channels), crop // SCALE
     f = h5py.File(partial, "w")
     f.attrs["signature"] = signature
@@ -228,8 +245,17 @@ def _create(partial: Path, signature: str, chips: list[Chip], crop: int, channel
 
 
 def _write(f: h5py.File, i: int, item: PreparedChip) -> None:
-    for name in ("guide", "target", "valid", "source", "s1_months", "s2_months",
-                 "guide_sum", "guide_sumsq", "guide_count"):
+    for name in (
+        "guide",
+        "target",
+        "valid",
+        "source",
+        "s1_months",
+        "s2_months",
+        "guide_sum",
+        "guide_sumsq",
+        "guide_count",
+    ):
         f[name][i] = getattr(item, name)
     f["fallback_month"][i] = item.fallback_month
     f["done"][i] = True  # last: a chip counts as done only once all of it is written

@@ -83,7 +83,7 @@ def smooth_noise(rng: np.random.Generator, size: int, cell: float) -> np.ndarray
     return (fine / (fine.std() + 1e-9)).astype(np.float32)
 
 
-def _land_cover(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+def _land_cover(rng: np.random.Generator, size: int) -> tuple[np.ndarray, int]:
     """Stand label per pixel from a warped Voronoi tessellation, and the stand count."""
     n_stands = int(rng.integers(70, 140))
     seeds = rng.uniform(-8, size + 8, (n_stands, 2))
@@ -92,7 +92,7 @@ def _land_cover(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.nda
     yy += warp * smooth_noise(rng, size, 28)
     xx += warp * smooth_noise(rng, size, 28)
     _, stand = cKDTree(seeds).query(np.stack([yy.ravel(), xx.ravel()], 1))
-    return stand.reshape(size, size).astype(np.int32), np.int64(n_stands)
+    return stand.reshape(size, size).astype(np.int32), n_stands
 
 
 def _roads(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -148,8 +148,9 @@ def simulate_chip(rng: np.random.Generator, size: int = SIZE) -> SyntheticChip:
     agb = np.clip(agb, 0, 600).astype(np.float32)
 
     basis = _s2_basis(agb, cover, species)
-    s2 = {m: _s2_month(rng, m, basis, agb, cover, stand, n) for m in range(12)
-          if rng.random() < S2_PRESENT[m]}
+    s2 = {
+        m: _s2_month(rng, m, basis, agb, cover, stand, n) for m in range(12) if rng.random() < S2_PRESENT[m]
+    }
     s1 = {m: _s1_month(rng, m, agb, cover) for m in range(12) if rng.random() < S1_PRESENT}
     return SyntheticChip(agb, s1, s2)
 
@@ -167,7 +168,8 @@ def _s2_basis(agb: np.ndarray, cover: np.ndarray, species: np.ndarray) -> tuple[
     sat = (1 - np.exp(-agb / 70.0)).astype(np.float32)  # canopy closure: saturates past ~200 Mg/ha
     con = np.moveaxis(
         np.stack([np.asarray(SPECTRA[s], np.float32) for s in ("pine", "spruce", "birch")])[species],
-        -1, 0,
+        -1,
+        0,
     )
     low, soil = _spectrum("low"), _spectrum("soil")
     # Deciduous canopies lose their leaves (dormancy 0 + green); conifers only dull in winter.
@@ -190,8 +192,13 @@ def _s2_basis(agb: np.ndarray, cover: np.ndarray, species: np.ndarray) -> tuple[
 
 
 def _s2_month(
-    rng: np.random.Generator, m: int, basis: tuple[np.ndarray, ...], agb: np.ndarray,
-    cover: np.ndarray, stand: np.ndarray, n: int,
+    rng: np.random.Generator,
+    m: int,
+    basis: tuple[np.ndarray, ...],
+    agb: np.ndarray,
+    cover: np.ndarray,
+    stand: np.ndarray,
+    n: int,
 ) -> np.ndarray:
     size = agb.shape[0]
     p, q, shade = basis
@@ -215,11 +222,15 @@ def _s2_month(
     shadow = np.roll(alpha, tuple(int(s) for s in shift), axis=(0, 1)) * (1 - alpha)
     refl = refl * (1 - 0.55 * shadow)[None]
     refl = refl + alpha[None] * (_spectrum("cloud") * rng.uniform(0.8, 1.4) - refl)
-    clp = np.clip(100 * np.clip((field_c - threshold + 0.5) / 0.9, 0, 1)
-                  + 6 * rng.standard_normal((size, size), np.float32), 0, 100)
+    clp = np.clip(
+        100 * np.clip((field_c - threshold + 0.5) / 0.9, 0, 1)
+        + 6 * rng.standard_normal((size, size), np.float32),
+        0,
+        100,
+    )
     if rng.random() < 0.03:  # rare invalid cloud mask
         row = int(rng.integers(0, size - 8))
-        clp[row:row + int(rng.integers(2, 8))] = 255
+        clp[row : row + int(rng.integers(2, 8))] = 255
     dn = refl * 10000 + 30 * rng.standard_normal(refl.shape, np.float32)
     out = np.empty((11, size, size), np.uint16)
     out[:10] = np.clip(dn, 1, 65535).astype(np.uint16)
@@ -265,8 +276,17 @@ def _s1_month(rng: np.random.Generator, m: int, agb: np.ndarray, cover: np.ndarr
 # --- official layout -------------------------------------------------------------------------
 
 FEATURE_COLUMNS = (
-    "filename", "chip_id", "satellite", "split", "month", "size", "cksum",
-    "s3path_us", "s3path_eu", "s3path_as", "corresponding_agbm",
+    "filename",
+    "chip_id",
+    "satellite",
+    "split",
+    "month",
+    "size",
+    "cksum",
+    "s3path_us",
+    "s3path_eu",
+    "s3path_as",
+    "corresponding_agbm",
 )
 AGBM_COLUMNS = ("filename", "chip_id", "size", "cksum", "s3path_us", "s3path_eu", "s3path_as")
 _BUCKETS = {
@@ -301,11 +321,27 @@ def _write_chip(out: Path, job: tuple[str, str, int, int]) -> tuple[list[list[ob
         for month, image in sorted(images.items()):
             name = f"{chip_id}_{sensor}_{month:02d}.tif"
             raw = write_tiff(out / f"{split}_features" / name, image)
-            rows.append([name, chip_id, sensor, split, MONTHS[month], len(raw), posix_cksum(raw),
-                         *_s3(f"{split}_features", name), agbm_name])
+            rows.append(
+                [
+                    name,
+                    chip_id,
+                    sensor,
+                    split,
+                    MONTHS[month],
+                    len(raw),
+                    posix_cksum(raw),
+                    *_s3(f"{split}_features", name),
+                    agbm_name,
+                ]
+            )
     raw = write_tiff(out / f"{split}_agbm" / agbm_name, chip.agb)
-    label_row: list[object] = [agbm_name, chip_id, len(raw), posix_cksum(raw),
-                               *_s3(f"{split}_agbm", agbm_name)]
+    label_row: list[object] = [
+        agbm_name,
+        chip_id,
+        len(raw),
+        posix_cksum(raw),
+        *_s3(f"{split}_agbm", agbm_name),
+    ]
     return rows, label_row
 
 
@@ -326,10 +362,18 @@ def synthesize(
     jobs = [(cid, "train" if i < chips else "test", seed, i) for i, cid in enumerate(ids)]
     feature_rows: list[list[object]] = []
     label_rows: dict[str, list[list[object]]] = {"train": [], "test": []}
-    results = ordered_map(Partial(_write_chip, out, position=1), jobs,
-                          default_workers() if workers is None else workers)
-    for job, (rows, label_row) in tqdm(zip(jobs, results, strict=True), total=len(jobs),
-                                       unit="chip", desc="synth", disable=not progress):
+    results = ordered_map(
+        Partial(_write_chip, out, position=1),
+        jobs,
+        default_workers() if workers is None else workers,
+    )
+    for job, (rows, label_row) in tqdm(
+        zip(jobs, results, strict=True),
+        total=len(jobs),
+        unit="chip",
+        desc="synth",
+        disable=not progress,
+    ):
         feature_rows.extend(rows)
         label_rows[job[1]].append(label_row)
     _write_csv(out / "features_metadata.csv", FEATURE_COLUMNS, feature_rows)

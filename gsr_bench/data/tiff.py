@@ -38,7 +38,7 @@ def tiff_header(path: Path) -> tuple[tuple[int, int], int, np.dtype]:
             shape, axes, dtype = series.shape, series.axes, np.dtype(series.dtype)
     except Exception as exc:
         raise DataError(f"{path}: not a readable TIFF ({type(exc).__name__}: {exc})") from None
-    return _hw_bands(path, shape, axes) + (dtype,)
+    return (*_hw_bands(path, shape, axes), dtype)
 
 
 def _hw_bands(path: Path, shape: tuple[int, ...], axes: str) -> tuple[tuple[int, int], int]:
@@ -62,7 +62,7 @@ def read_tiff(path: Path, bands: int) -> np.ndarray:
             array = series.asarray()
     except Exception as exc:
         raise DataError(f"{path}: not a readable TIFF ({type(exc).__name__}: {exc})") from None
-    (h, w), found = _hw_bands(path, array.shape, axes)
+    _, found = _hw_bands(path, array.shape, axes)
     if found != bands:
         raise DataError(f"{path}: expected {bands} band(s), found {found}")
     if axes == "YX":
@@ -82,7 +82,10 @@ def write_tiff(path: Path, array: np.ndarray) -> bytes:
     data = array if array.ndim == 2 else np.moveaxis(array, 0, -1)
     buffer = io.BytesIO()
     tifffile.imwrite(
-        buffer, data, photometric="minisblack", planarconfig="contig" if data.ndim == 3 else None,
+        buffer,
+        data,
+        photometric="minisblack",
+        planarconfig="contig" if data.ndim == 3 else None,
         metadata=None,
     )
     raw = buffer.getvalue()

@@ -59,7 +59,7 @@ def degrade(target: np.ndarray, valid: np.ndarray, scale: int, deg: Degradation,
 
 
 @dataclass
-class TileSet(torch.utils.data.Dataset):  # type: ignore[type-arg]
+class TileSet(torch.utils.data.Dataset):
     """Tiles of one prepared split, cropped (top-left) to ``crop``."""
 
     path: Path
@@ -125,7 +125,9 @@ class TileSet(torch.utils.data.Dataset):  # type: ignore[type-arg]
     def batch(self, indices: list[int] | range) -> dict[str, Any]:
         """Several samples stacked into batch tensors (``id`` a list)."""
         samples = [self[i] for i in indices]
-        out: dict[str, Any] = {k: torch.stack([s[k] for s in samples]) for k in ("guide", "source", "target", "valid")}
+        out: dict[str, Any] = {
+            k: torch.stack([s[k] for s in samples]) for k in ("guide", "source", "target", "valid")
+        }
         out["id"] = [s["id"] for s in samples]
         return out
 

@@ -47,13 +47,20 @@ def _copy(real_sample: Path, tmp_path: Path) -> Path:
     return root
 
 
-def test_alternative_metadata_name_and_compressed_other_dtype_tiffs(real_sample: Path, tmp_path: Path) -> None:
+def test_alternative_metadata_name_and_compressed_other_dtype_tiffs(
+    real_sample: Path, tmp_path: Path
+) -> None:
     root = _copy(real_sample, tmp_path)
     (root / "features_metadata.csv").rename(root / "biomassters_features_metadata.csv")
     s1_path = root / "train_features" / "001b0634_S1_00.tif"
     s1 = tifffile.imread(s1_path)
-    tifffile.imwrite(s1_path, s1.astype(np.float64), compression="zlib", photometric="minisblack",
-                     planarconfig="contig")
+    tifffile.imwrite(
+        s1_path,
+        s1.astype(np.float64),
+        compression="zlib",
+        photometric="minisblack",
+        planarconfig="contig",
+    )
     layout = BioMasstersLayout(root)
     raw = layout.read_chip(layout.chips()[0])
     assert raw.s1.dtype == np.float32
@@ -83,7 +90,7 @@ def test_missing_folder_metadata_and_columns(real_sample: Path, tmp_path: Path) 
         BioMasstersLayout(tmp_path / "nowhere")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(DataError, match="no features_metadata.csv or biomassters_features_metadata.csv"):
+    with pytest.raises(DataError, match=r"no features_metadata\.csv or biomassters_features_metadata\.csv"):
         BioMasstersLayout(empty)
     root = _copy(real_sample, tmp_path)
     meta = root / "features_metadata.csv"

@@ -27,13 +27,20 @@ def test_check_real_sample(real_sample: Path, capsys: pytest.CaptureFixture[str]
     assert "121.65" in out  # the real label's mean
 
 
-def test_check_names_every_bad_file(synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_names_every_bad_file(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = tmp_path / "bad"
     shutil.copytree(synth_root, root)
     files = sorted((root / "train_features").glob("*_S2_*.tif"))
     files[0].unlink()
     files[1].write_bytes(files[1].read_bytes()[:5000])  # truncated download
-    tifffile.imwrite(files[2], np.zeros((256, 256, 10), np.uint16), photometric="minisblack", planarconfig="contig")
+    tifffile.imwrite(
+        files[2],
+        np.zeros((256, 256, 10), np.uint16),
+        photometric="minisblack",
+        planarconfig="contig",
+    )
     s1 = sorted((root / "train_features").glob("*_S1_*.tif"))[0]
     tifffile.imwrite(s1, np.zeros((256, 256, 4), np.float64), photometric="minisblack", planarconfig="contig")
     assert main(["data", "check", "--root", str(root)]) == 1

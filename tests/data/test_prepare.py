@@ -41,7 +41,9 @@ def test_fallback_when_no_leafon_month(synth_root: Path, tmp_path: Path) -> None
     meta = root / "features_metadata.csv"
     leafon = ("April", "May", "June", "July", "August")
     lines = meta.read_text().splitlines()
-    kept = [lines[0]] + [ln for ln in lines[1:] if not (ln.split(",")[4] in leafon and ln.split(",")[2] == "S2")]
+    kept = [lines[0]] + [
+        ln for ln in lines[1:] if not (ln.split(",")[4] in leafon and ln.split(",")[2] == "S2")
+    ]
     meta.write_text("\n".join(kept) + "\n")
     out = prepare_split(root, "test", tmp_path / "t.h5", workers=1, progress=False)
     with h5py.File(out, "r") as f:
@@ -55,8 +57,21 @@ def test_interrupted_prepare_resumes_to_the_same_file(synth_root: Path, tmp_path
     reference = prepare_split(synth_root, "train", tmp_path / "ref.h5", workers=1, progress=False)
     out = tmp_path / "killed.h5"
     partial = Path(str(out) + ".partial")
-    cmd = [sys.executable, "-m", "gsr_bench.cli", "data", "prepare", "--root", str(synth_root),
-           "--split", "train", "--out", str(out), "--workers", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gsr_bench.cli",
+        "data",
+        "prepare",
+        "--root",
+        str(synth_root),
+        "--split",
+        "train",
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.stderr is not None
     seen = b""
@@ -70,8 +85,24 @@ def test_interrupted_prepare_resumes_to_the_same_file(synth_root: Path, tmp_path
         assert 3 <= int(f["done"][:].sum()) < 9
     assert not out.exists(), "a killed preparation must never leave a complete-looking file"
     assert partial.exists()
-    assert main(["data", "prepare", "--root", str(synth_root), "--split", "train",
-                 "--out", str(out), "--workers", "1", "-q"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "prepare",
+                "--root",
+                str(synth_root),
+                "--split",
+                "train",
+                "--out",
+                str(out),
+                "--workers",
+                "1",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert out.exists() and not partial.exists()
     with h5py.File(reference, "r") as a, h5py.File(out, "r") as b:
         for name in ("guide", "target", "source", "valid", "fallback_month"):

@@ -6,10 +6,9 @@ import csv
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
-from gsr_bench.data.biomassters import BioMasstersLayout
+from gsr_bench.data.biomassters import MONTHS, BioMasstersLayout
 from gsr_bench.data.check import check_layout, data_statistics
 from gsr_bench.data.synth import FEATURE_COLUMNS, simulate_chip, synthesize
 from gsr_bench.data.tiff import posix_cksum
@@ -25,7 +24,7 @@ def test_official_layout_sizes_and_checksums(synth_root: Path) -> None:
         data = path.read_bytes()
         assert int(row["size"]) == len(data)
         assert int(row["cksum"]) == posix_cksum(data)
-        assert row["filename"] == f"{row['chip_id']}_{row['satellite']}_{['September', 'October', 'November', 'December', 'January', 'February', 'March', 'April', 'May', 'June', 'July', 'August'].index(row['month']):02d}.tif"
+        assert row["filename"] == f"{row['chip_id']}_{row['satellite']}_{MONTHS.index(row['month']):02d}.tif"
     report = check_layout(BioMasstersLayout(synth_root))
     assert report.chips == {"train": 9, "test": 3}
     assert report.problems == []
@@ -46,8 +45,9 @@ def test_deterministic_for_a_seed() -> None:
 def test_synthesize_is_deterministic_on_disk(tmp_path: Path) -> None:
     one = synthesize(tmp_path / "a", 2, seed=5, test_chips=1, workers=1, progress=False)
     two = synthesize(tmp_path / "b", 2, seed=5, test_chips=1, workers=2, progress=False)
-    assert (one / "features_metadata.csv").read_text().replace(str(one), "") == \
-        (two / "features_metadata.csv").read_text().replace(str(two), "")
+    assert (one / "features_metadata.csv").read_text().replace(str(one), "") == (
+        two / "features_metadata.csv"
+    ).read_text().replace(str(two), "")
 
 
 def test_statistics_resemble_biomassters() -> None:
@@ -61,7 +61,10 @@ def test_statistics_resemble_biomassters() -> None:
     vh = np.concatenate([c.s1[m][1][c.s1[m][1] != -9999] for c in chips for m in c.s1])
     assert -12.5 < vv.mean() < -10.3 and 2.5 < vv.std() < 4.5
     assert -19.5 < vh.mean() < -16.7 and 3.4 < vh.std() < 5.4
-    present = np.mean([3 in c.s2 for c in chips] + [3 in simulate_chip(np.random.default_rng([12, i])).s2 for i in range(16)])
+    present = np.mean(
+        [3 in c.s2 for c in chips]
+        + [3 in simulate_chip(np.random.default_rng([12, i])).s2 for i in range(16)]
+    )
     assert present < 0.4  # December is rarely observed
     assert all(all(m in c.s2 for m in range(7, 12)) for c in chips)
 
@@ -79,8 +82,9 @@ def test_guided_problem_property(prepared: dict[str, Path]) -> None:
     from gsr_bench.data.tiles import open_prepared
     from gsr_bench.protocol import Degradation
 
-    splits = open_prepared("s", prepared["train"], prepared["test"], 250, 10, (0.0, 50.0),
-                           500.0, "t", Degradation())
+    splits = open_prepared(
+        "s", prepared["train"], prepared["test"], 250, 10, (0.0, 50.0), 500.0, "t", Degradation()
+    )
     train = splits.train.batch(range(len(splits.train)))
     test = splits.test.batch(range(len(splits.test)))
     v = test["valid"]
@@ -89,6 +93,7 @@ def test_guided_problem_property(prepared: dict[str, Path]) -> None:
         return float(((pred - test["target"])[v] ** 2).mean().sqrt())
 
     assert rmse(upsample(test["source"], 10, "bicubic")) < rmse(upsample(test["source"], 10, "nearest"))
+
     # Least squares from the 14 guide channels (and their squares) to the target, pixelwise.
     def features(g: torch.Tensor) -> torch.Tensor:
         x = g.permute(0, 2, 3, 1).reshape(-1, g.shape[1]).double()
