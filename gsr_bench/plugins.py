@@ -113,9 +113,7 @@ class PluginManager:
                 if impl.plugin_name == name:
                     self._call(impl.function, kind, spec_type, info)
 
-    def _call(
-        self, function: Callable[..., Any], kind: str, spec_type: type[Any], info: PluginInfo
-    ) -> None:
+    def _call(self, function: Callable[..., Any], kind: str, spec_type: type[Any], info: PluginInfo) -> None:
         registry: Registry[Any] = getattr(self, kind)
 
         def register(spec: Any) -> None:
