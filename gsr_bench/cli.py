@@ -11,9 +11,9 @@ import argparse
 import logging
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gsr_bench import __version__
 from gsr_bench.errors import GsrBenchError
@@ -231,6 +231,23 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 # --- parser --------------------------------------------------------------------------------------
 
 
+def _adder(sub: Any, common: argparse.ArgumentParser) -> Callable[[str, str, str], argparse.ArgumentParser]:
+    """A sub-command factory: every command gets the common flags, a description and an example."""
+
+    def add(name: str, help: str, example: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = sub.add_parser(
+            name,
+            parents=[common],
+            help=help,
+            description=help,
+            epilog=f"example:\n  {example}",
+            formatter_class=_formatter,
+        )
+        return parser
+
+    return add
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and debug logs")
@@ -246,15 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gsr-bench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, help: str, example: str) -> argparse.ArgumentParser:
-        return sub.add_parser(
-            name,
-            parents=[common],
-            help=help,
-            description=help,
-            epilog=f"example:\n  {example}",
-            formatter_class=_formatter,
-        )
+    add = _adder(sub, common)
 
     p = add(
         "list",
@@ -280,15 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
 
-    def dadd(name: str, help: str, example: str) -> argparse.ArgumentParser:
-        return dsub.add_parser(
-            name,
-            parents=[common],
-            help=help,
-            description=help,
-            epilog=f"example:\n  {example}",
-            formatter_class=_formatter,
-        )
+    dadd = _adder(dsub, common)
 
     p = dadd(
         "synth",

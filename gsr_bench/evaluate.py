@@ -56,7 +56,9 @@ def evaluate(
     _sync(device)
     seconds, pixels = 0.0, 0
     kept: list[torch.Tensor] = []
-    for start in tqdm(starts, desc="evaluate", unit="batch", disable=not progress, leave=False):
+    # A bar only where evaluation takes a while: per-batch lines would drown the job bar in logs.
+    show = progress and len(starts) > 20
+    for start in tqdm(starts, desc="evaluate", unit="batch", disable=not show, leave=False):
         b = tiles.batch(range(start, min(start + batch_size, len(tiles))))
         guide, source = b["guide"].to(device), b["source"].to(device)
         _sync(device)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,16 @@ def plugin_manager() -> Iterator[PluginManager]:
     manager = reset_plugin_manager(PluginManager())
     yield manager
     reset_plugin_manager(None)
+
+
+def _pip_install_to(src: Path, target: Path) -> Path:
+    args = ["install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(src)]
+    subprocess.run([sys.executable, "-m", "pip", *args], check=True, capture_output=True)
+    return target
+
+
+@pytest.fixture(scope="session")
+def pip_install_to() -> Callable[[Path, Path], Path]:
+    """Really install the distribution at ``src`` into the folder ``target`` (for PYTHONPATH);
+    the test venv itself stays untouched."""
+    return _pip_install_to

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,9 @@ def test_only_selected_plugins_load(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def broken_plugins(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def broken_plugins(
+    tmp_path_factory: pytest.TempPathFactory, pip_install_to: Callable[[Path, Path], Path]
+) -> Path:
     """A real distribution with three broken plugins and one good one, pip-installed to a folder."""
     src = tmp_path_factory.mktemp("broken-src")
     pkg = src / "gsr_bench_broken"
@@ -121,24 +124,7 @@ def broken_plugins(tmp_path_factory: pytest.TempPathFactory) -> Path:
         packages = ["gsr_bench_broken"]
     """)
     )
-    target = tmp_path_factory.mktemp("broken-site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(src),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return target
+    return pip_install_to(src, tmp_path_factory.mktemp("broken-site"))
 
 
 def test_broken_installed_plugins_are_reported_by_the_cli(broken_plugins: Path) -> None:
@@ -149,6 +135,7 @@ def test_broken_installed_plugins_are_reported_by_the_cli(broken_plugins: Path) 
         text=True,
         env=env,
         check=True,
+        cwd=broken_plugins,
     )
     assert "plugin 'a_import_error' (gsr-bench-broken) failed at import: ModuleNotFoundError" in out.stderr
     assert "plugin 'b_duplicate' (gsr-bench-broken)" in out.stderr and "already registered" in out.stderr
@@ -161,5 +148,6 @@ def test_broken_installed_plugins_are_reported_by_the_cli(broken_plugins: Path) 
         text=True,
         env=env,
         check=True,
+        cwd=broken_plugins,
     )
     assert "still-here" in listing.stdout and "bicubic" in listing.stdout

@@ -31,7 +31,9 @@ def test_read_raw_tiffs(benchmark, synth_root: Path) -> None:  # type: ignore[no
 
 
 def test_read_prepared_hdf5(benchmark, prepared: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
-    splits = open_prepared("s", prepared["train"], prepared["test"], 250, 10, (0.0,), 500.0, "", Degradation())
+    splits = open_prepared(
+        "s", prepared["train"], prepared["test"], 250, 10, (0.0,), 500.0, "", Degradation()
+    )
     tiles = splits.train
     tiles.indices = list(range(9))  # every chip of the file, as the raw benchmark reads
 

@@ -57,21 +57,9 @@ def test_interrupted_prepare_resumes_to_the_same_file(synth_root: Path, tmp_path
     reference = prepare_split(synth_root, "train", tmp_path / "ref.h5", workers=1, progress=False)
     out = tmp_path / "killed.h5"
     partial = Path(str(out) + ".partial")
-    cmd = [
-        sys.executable,
-        "-m",
-        "gsr_bench.cli",
-        "data",
-        "prepare",
-        "--root",
-        str(synth_root),
-        "--split",
-        "train",
-        "--out",
-        str(out),
-        "--workers",
-        "1",
-    ]
+    args = ["data", "prepare", "--root", str(synth_root), "--split", "train", "--out", str(out)]
+    args += ["--workers", "1"]
+    cmd = [sys.executable, "-m", "gsr_bench.cli", *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.stderr is not None
     seen = b""
@@ -85,24 +73,7 @@ def test_interrupted_prepare_resumes_to_the_same_file(synth_root: Path, tmp_path
         assert 3 <= int(f["done"][:].sum()) < 9
     assert not out.exists(), "a killed preparation must never leave a complete-looking file"
     assert partial.exists()
-    assert (
-        main(
-            [
-                "data",
-                "prepare",
-                "--root",
-                str(synth_root),
-                "--split",
-                "train",
-                "--out",
-                str(out),
-                "--workers",
-                "1",
-                "-q",
-            ]
-        )
-        == 0
-    )
+    assert main([*args, "-q"]) == 0
     assert out.exists() and not partial.exists()
     with h5py.File(reference, "r") as a, h5py.File(out, "r") as b:
         for name in ("guide", "target", "source", "valid", "fallback_month"):
