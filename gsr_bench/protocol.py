@@ -70,6 +70,9 @@ class Train:
     val_every: int = 100
     checkpoint_every: int = 100
     augment: bool = True
+    # Whether methods may replace parts of this recipe with their paper's (MethodSpec.overrides).
+    # Off for small budgets, where one shared recipe is the fair comparison.
+    method_overrides: bool = True
 
 
 @dataclass(frozen=True)

@@ -84,11 +84,8 @@ def plan_jobs(
         options = dict((dataset_options or {}).get(d.name, {}))
         described = d.create(**options).describe()
         for m in method_specs:
-            proto = (
-                protocol.with_overrides(m.overrides, f"method {m.name!r} overrides")
-                if m.overrides
-                else protocol
-            )
+            use = m.overrides and protocol.train.method_overrides
+            proto = protocol.with_overrides(m.overrides, f"method {m.name!r} overrides") if use else protocol
             for seed in seeds if seeds is not None else proto.seeds:
                 jobs.append(Job(m, d, proto, int(seed), {}, described))
     return jobs
