@@ -105,7 +105,7 @@ def execute(
     seed_everything(job.seed)
     task = task_info(splits, proto.task.crop)
     method: Method = job.method.create(task, **job.method_options).to(device)
-    ctx = TrainContext(proto.train, job.seed, device, job.key, checkpoint_dir, progress)
+    ctx = TrainContext(proto.train, job.seed, device, job.key, checkpoint_dir, progress, proto.device)
     started = time.perf_counter()
     fit_info = method.fit(splits.train, splits.val, ctx) or {}
     train_time = time.perf_counter() - started
@@ -127,7 +127,11 @@ def execute(
     metrics["train_time_s"] = float(fit_info.get("train_time_s", train_time))
     metrics["params"] = float(method.num_parameters())
     metrics["test_tiles"] = float(len(splits.test))
-    params = method.config()
+    # One seed drives python, numpy, torch and the data order; recorded under each name.
+    params = {
+        **method.config(),
+        **{f"seed_{k}": job.seed for k in ("python", "numpy", "torch", "data_order")},
+    }
     (workdir / "config.json").write_text(
         json.dumps(
             {

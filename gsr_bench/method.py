@@ -73,6 +73,7 @@ class TorchMethod(Method):
     """
 
     net: nn.Module
+    autocast: bool = False  # bf16 autocast on CUDA, set from the protocol's device options
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.task.target_mean) / self.task.target_std
@@ -84,14 +85,21 @@ class TorchMethod(Method):
         raise NotImplementedError
 
     def fit(self, train: TileSet, val: TileSet, ctx: TrainContext) -> dict[str, float]:
-        from gsr_bench.training import train_method
+        from gsr_bench.training import configure_device, train_method
 
-        return train_method(self, train, val, ctx)
+        effective = configure_device(self, ctx)
+        out = train_method(self, train, val, ctx)
+        out.update({f"device_{k}": float(v) for k, v in effective.items()})
+        return out
 
     @torch.no_grad()
     def predict(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
         self.net.eval()
-        return self.forward(guide.to(self.device), source.to(self.device))
+        guide, source = guide.to(self.device), source.to(self.device)
+        if self.autocast and self.device.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                return self.forward(guide, source).float()
+        return self.forward(guide, source)
 
     def to(self, device: torch.device) -> TorchMethod:
         self.device = device

@@ -7,13 +7,15 @@ steps keeping the best weights by validation RMSE, and checkpoints to resume an 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
 import os
 import random
+import resource
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from tqdm.auto import tqdm
 from gsr_bench.data.tiles import TileSet
 from gsr_bench.errors import GsrBenchError
 from gsr_bench.method import TorchMethod
-from gsr_bench.protocol import Train
+from gsr_bench.protocol import Device, Train
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ class TrainContext:
     job_key: str = ""
     checkpoint_dir: Path | None = None
     progress: bool = True
+    flags: Device = field(default_factory=Device)
 
 
 def seed_everything(seed: int) -> None:
@@ -126,35 +129,76 @@ def _save(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)  # a checkpoint is either the old one or the new one, never half
 
 
+def _autocast(ctx: TrainContext) -> Any:
+    if ctx.device.type == "cuda" and ctx.flags.bf16:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def configure_device(method: TorchMethod, ctx: TrainContext) -> dict[str, Any]:
+    """Apply the protocol's CUDA options (channels_last, torch.compile); returns what took effect."""
+    cuda = ctx.device.type == "cuda"
+    effective = {
+        "bf16": bool(cuda and ctx.flags.bf16),
+        "channels_last": bool(cuda and ctx.flags.channels_last),
+        "compile": bool(cuda and ctx.flags.compile),
+    }
+    if effective["channels_last"]:
+        method.net.to(memory_format=torch.channels_last)
+    if effective["compile"]:
+        method.net.compile()  # in place: state_dict keys stay those of the plain module
+    method.autocast = effective["bf16"]
+    return effective
+
+
+def _load_checkpoint(ckpt: Path, ctx: TrainContext, method: TorchMethod) -> dict[str, Any] | None:
+    try:
+        state: dict[str, Any] = torch.load(ckpt, map_location=ctx.device, weights_only=True)
+    except Exception as exc:  # torn or corrupt: start again rather than crash
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        log.warning(
+            "%s: unreadable checkpoint (%s: %s); training from scratch", ckpt, type(exc).__name__, first
+        )
+        return None
+    if state.get("job_key") != ctx.job_key:
+        raise TrainingError(
+            f"{ckpt}: checkpoint of another job (method {state.get('method')!r}, key "
+            f"{state.get('job_key')}), not {getattr(method.spec, 'name', '?')!r} with key "
+            f"{ctx.job_key}; refusing to load it: delete the file or rerun with --force"
+        )
+    return state
+
+
 def train_method(method: TorchMethod, train: TileSet, val: TileSet, ctx: TrainContext) -> dict[str, float]:
-    """Train ``method.net`` under the protocol's budget; leaves the best weights loaded."""
+    """Train ``method.net`` under the protocol's budget; leaves the best weights loaded.
+
+    With ``ctx.checkpoint_dir`` set, the full training state (weights, optimizer, scheduler, the
+    data-order and torch RNG states, step, best weights) is saved every ``checkpoint_every``
+    steps; a run started again resumes from it and ends exactly as an uninterrupted run would.
+    """
     cfg = ctx.train
     seed_everything(ctx.seed)
-    gen = torch.Generator().manual_seed(ctx.seed)
+    gen = torch.Generator().manual_seed(ctx.seed)  # the data order: crops, flips, rotations
     net = method.net
     net.to(ctx.device)
     opt = _optimizer(cfg, net.parameters())
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
-    step, best_rmse, best_state = 0, math.inf, copy.deepcopy(net.state_dict())
+    step, best_rmse, best_state, elapsed = 0, math.inf, copy.deepcopy(net.state_dict()), 0.0
+    resumed_from = 0
     ckpt = ctx.checkpoint_dir / "last.pt" if ctx.checkpoint_dir else None
-    if ckpt is not None and ckpt.exists():
-        try:
-            state = torch.load(ckpt, map_location=ctx.device, weights_only=True)
-        except Exception as exc:  # a torn or foreign file: train from scratch rather than crash
-            log.warning("%s: unreadable checkpoint (%s); training from scratch", ckpt, exc)
-            state = None
-        if state is not None:
-            if state.get("job_key") != ctx.job_key:
-                raise TrainingError(
-                    f"{ckpt}: checkpoint of another job ({state.get('job_key')}); remove it or use --force"
-                )
-            net.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            gen.set_state(state["generator"])
-            torch.set_rng_state(state["torch_rng"])
-            step, best_rmse, best_state = state["step"], state["best_rmse"], state["best_model"]
-            log.info("resuming %s at step %d", ckpt, step)
+    state = _load_checkpoint(ckpt, ctx, method) if ckpt is not None and ckpt.exists() else None
+    if state is not None:
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(state["python_rng"])
+        step, best_rmse, best_state = state["step"], state["best_rmse"], state["best_model"]
+        elapsed, resumed_from = state["elapsed_s"], state["step"]
+        log.info("resuming %s at step %d", ckpt, step)
+    if ctx.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(ctx.device)
     started = time.perf_counter()
     bar = tqdm(
         total=cfg.steps,
@@ -165,46 +209,66 @@ def train_method(method: TorchMethod, train: TileSet, val: TileSet, ctx: TrainCo
         dynamic_ncols=True,
         leave=False,
     )
-    scale = method.task.scale
+    scale, pixels, rmse = method.task.scale, 0, math.nan
+    memory_format = torch.channels_last if ctx.device.type == "cuda" and ctx.flags.channels_last else None
     while step < cfg.steps:
         net.train()
         batch = random_patches(train, cfg.batch_size, cfg.patch_size, scale, cfg.augment, gen)
         batch = {k: v.to(ctx.device) for k, v in batch.items()}
-        pred = method.forward(batch["guide"], batch["source"])
-        loss = masked_loss(pred, batch["target"], batch["valid"], cfg.loss)
+        if memory_format is not None:
+            batch["guide"] = batch["guide"].contiguous(memory_format=memory_format)
+        with _autocast(ctx):
+            pred = method.forward(batch["guide"], batch["source"])
+        loss = masked_loss(pred.float(), batch["target"], batch["valid"], cfg.loss)
         if not torch.isfinite(loss):
-            raise TrainingError(f"loss is {float(loss)} at step {step}")
+            raise TrainingError(f"loss is {loss.item()} at step {step}: training stopped")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
         step += 1
+        pixels += batch["target"].numel()
         if step % cfg.val_every == 0 or step == cfg.steps:
             rmse = validation_rmse(method, val)
             if rmse < best_rmse:
                 best_rmse, best_state = rmse, copy.deepcopy(net.state_dict())
-            bar.set_postfix(loss=f"{loss.item():.3f}", val_rmse=f"{rmse:.1f}")
         if ckpt is not None and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             _save(
                 ckpt,
                 {
                     "job_key": ctx.job_key,
+                    "method": getattr(method.spec, "name", ""),
                     "model": net.state_dict(),
                     "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(),
                     "generator": gen.get_state(),
                     "torch_rng": torch.get_rng_state(),
+                    "python_rng": random.getstate(),
                     "step": step,
                     "best_rmse": best_rmse,
                     "best_model": best_state,
+                    "elapsed_s": elapsed + time.perf_counter() - started,
                 },
             )
+        seconds = time.perf_counter() - started
+        bar.set_postfix(
+            loss=f"{loss.item():.3f}",
+            val_rmse=f"{rmse:.1f}",
+            mpix_s=f"{pixels / max(seconds, 1e-9) / 1e6:.2f}",
+            refresh=False,
+        )
         bar.update()
     bar.close()
     net.load_state_dict(best_state)
-    return {
-        "train_time_s": time.perf_counter() - started,
+    out = {
+        "train_time_s": elapsed + time.perf_counter() - started,
         "best_val_rmse": best_rmse,
         "train_steps": float(step),
+        "resumed_from_step": float(resumed_from),
     }
+    if ctx.device.type == "cuda":
+        out["peak_memory_mb"] = torch.cuda.max_memory_allocated(ctx.device) / 2**20
+    else:  # the process high-water mark: an upper bound for this run on a CPU
+        out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out

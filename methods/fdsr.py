@@ -17,7 +17,8 @@ from torch import nn
 
 from gsr_bench.method import TaskInfo, TorchMethod
 from gsr_bench.ops import upsample
-from gsr_bench_methods._common import pad_to_multiple
+
+from ._common import pad_to_multiple
 
 
 class MSRB(nn.Module):
@@ -50,9 +51,7 @@ class OctaveConv(nn.Module):
         self.bn_l = nn.BatchNorm2d(low_out) if low_out else None
         self.act = nn.LeakyReLU(0.2)
 
-    def forward(
-        self, xh: torch.Tensor, xl: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, xh: torch.Tensor, xl: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         h = self.h2h(xh)
         if xl is not None and self.l2h is not None:
             h = h + F.interpolate(self.l2h(xl), scale_factor=2, mode="nearest")
@@ -71,15 +70,22 @@ class FDSRNet(nn.Module):
         low = width - high
         self.guide_in = nn.Conv2d(16 * guide_channels, width, 3, padding=1)
         self.octaves = nn.ModuleList(
-            [OctaveConv(width, width, high, low), OctaveConv(width, high, high, low),
-             OctaveConv(width, high, high, 0)]
+            [
+                OctaveConv(width, width, high, low),
+                OctaveConv(width, high, high, low),
+                OctaveConv(width, high, high, 0),
+            ]
         )
         self.depth_in = nn.Sequential(nn.Conv2d(16, width, 3, padding=1), nn.LeakyReLU(0.2))
         sizes = [width + k * high for k in range(4)]  # 32, 56, 80, 104
         self.blocks = nn.ModuleList(MSRB(n) for n in sizes)
         self.recon = nn.Sequential(
-            nn.Conv2d(sizes[-1], 128, 3, padding=1), nn.LeakyReLU(0.2), nn.PixelShuffle(2),
-            nn.Conv2d(32, 128, 3, padding=1), nn.LeakyReLU(0.2), nn.PixelShuffle(2),
+            nn.Conv2d(sizes[-1], 128, 3, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.PixelShuffle(2),
+            nn.Conv2d(32, 128, 3, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.PixelShuffle(2),
             nn.Conv2d(32, 1, 3, padding=1),
         )
 

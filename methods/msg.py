@@ -18,7 +18,8 @@ from torch import nn
 
 from gsr_bench.method import TaskInfo, TorchMethod
 from gsr_bench.ops import upsample
-from gsr_bench_methods._common import box_blur
+
+from ._common import box_blur
 
 
 def _conv(cin: int, cout: int, k: int = 5) -> nn.Sequential:
@@ -65,7 +66,9 @@ class MSGNet(nn.Module):
             for f in self.ups[1:]
         )
         self.head = nn.Sequential(
-            _conv(width + g, width), _conv(width, width), _conv(width, width),
+            _conv(width + g, width),
+            _conv(width, width),
+            _conv(width, width),
             nn.Conv2d(width, 1, 5, padding=2),
         )
 

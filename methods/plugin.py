@@ -21,7 +21,9 @@ _GSR4B = "Karaman et al., GSR4B, ISPRS J. Photogramm. Remote Sens. 2025"
 def gsr_bench_register_methods(register: Callable[[Any], None]) -> None:
     register(
         MethodSpec(
-            name="msg", family="gsr", version="1",
+            name="msg",
+            family="gsr",
+            version="1",
             description="MSG-Net: multi-scale guidance CNN, x5 then x2, residual on bicubic",
             factory="gsr_bench_methods.msg:MSG",
             paper="Hui, Loy, Tang, Depth map super-resolution by deep multi-scale guidance, ECCV 2016",
@@ -30,15 +32,21 @@ def gsr_bench_register_methods(register: Callable[[Any], None]) -> None:
     )
     register(
         MethodSpec(
-            name="msg-ng", family="sr", version="1",
+            name="msg-ng",
+            family="sr",
+            version="1",
             description="MSG-Net without its guide branch (GSR4B's MSG^ng)",
-            factory="gsr_bench_methods.msg:MSG", options={"use_guide": False},
-            paper=f"Hui et al., ECCV 2016; {_GSR4B}", overrides={"train.lr": 1e-4},
+            factory="gsr_bench_methods.msg:MSG",
+            options={"use_guide": False},
+            paper=f"Hui et al., ECCV 2016; {_GSR4B}",
+            overrides={"train.lr": 1e-4},
         )
     )
     register(
         MethodSpec(
-            name="fdsr", family="gsr", version="1",
+            name="fdsr",
+            family="gsr",
+            version="1",
             description="FDSR: octave-convolution guide path, multi-scale residual depth path",
             factory="gsr_bench_methods.fdsr:FDSR",
             paper="He et al., Towards fast and accurate real-world depth super-resolution, CVPR 2021",

@@ -12,6 +12,16 @@ import pytest
 
 from gsr_bench.plugins import PluginManager, reset_plugin_manager
 
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # an xdist worker
+        # Workers share the cores: torch's default of one thread per core in each of them
+        # oversubscribes the machine and slows everything several times over.
+        os.environ["OMP_NUM_THREADS"] = "1"  # for the CLI subprocesses too
+        import torch
+
+        torch.set_num_threads(1)
+
+
 SHARED_SAMPLE = (
     Path(os.environ.get("GSR_BENCH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
     / "data"

@@ -21,7 +21,8 @@ def test_builtins_come_through_entry_points() -> None:
     assert pm.plugins["builtin_methods"].distribution == "gsr-bench"
     assert {"nearest", "bilinear", "bicubic"} <= set(pm.methods.names())
     assert {"biomassters", "biomassters-synthetic"} <= set(pm.datasets.names())
-    assert pm.methods.names(family="sr") == ["bicubic", "bilinear", "nearest"]
+    assert {"bicubic", "bilinear", "nearest", "msg-ng"} == set(pm.methods.names(family="sr"))
+    assert {"msg", "fdsr"} <= set(pm.methods.names(family="gsr"))
     assert pm.methods.names("bi*") == ["bicubic", "bilinear"]
     assert not pm.failures
 

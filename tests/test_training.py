@@ -99,7 +99,11 @@ def test_same_seed_same_weights(splits) -> None:  # type: ignore[no-untyped-def]
 
 def test_learned_method_runs_through_the_runner(workdir: Path, plugin_manager: PluginManager) -> None:
     plugin_manager.register(TinyPlugin(), "tiny", "tests")
-    assert main(["run", "-m", "tiny-residual", "-m", "bicubic", "--protocol", "smoke", "-q"]) == 0
+    # smoke shares one recipe between methods; this copy lets methods declare their own
+    smoke = (Path(__file__).parents[1] / "gsr_bench" / "protocols" / "smoke.toml").read_text()
+    proto = workdir / "smoke-overrides.toml"
+    proto.write_text(smoke.replace("method_overrides = false", "method_overrides = true"))
+    assert main(["run", "-m", "tiny-residual", "-m", "bicubic", "--protocol", str(proto), "-q"]) == 0
     import pandas as pd
 
     table = pd.read_csv(workdir / "leaderboard" / "results.csv")

@@ -1,0 +1,127 @@
+"""Interrupted training resumes to the same result; bad checkpoints and NaN losses are handled."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from gsr_bench import MethodSpec, hookimpl
+from gsr_bench.cli import main
+from gsr_bench.method import TorchMethod
+from gsr_bench.plugins import PluginManager, get_plugin_manager
+from gsr_bench.protocol import load_protocol
+from gsr_bench.runner import plan_jobs
+from gsr_bench.tracking import Tracker
+
+SMOKE = Path(__file__).parents[1] / "gsr_bench" / "protocols" / "smoke.toml"
+
+
+def _protocol(folder: Path, steps: int = 150) -> Path:
+    text = SMOKE.read_text().replace('name = "smoke"', 'name = "resume"')
+    text = text.replace("steps = 20", f"steps = {steps}").replace("val_every = 10", "val_every = 50")
+    path = folder / "resume.toml"
+    path.write_text(text)
+    return path
+
+
+def _finished(results: Path, method: str) -> dict[str, float]:
+    (run,) = [r for r in Tracker(results).runs() if r.data.tags["method"] == method]
+    return dict(run.data.metrics)
+
+
+def _checkpoint_step(results: Path) -> int:
+    for path in results.glob("checkpoints/*/last.pt"):
+        try:
+            return int(torch.load(path, weights_only=True)["step"])
+        except Exception:  # being replaced right now
+            return 0
+    return 0
+
+
+def test_killed_training_resumes_to_the_same_metrics(workdir: Path) -> None:
+    proto = _protocol(workdir)
+    base = ["run", "-m", "msg-ng", "--protocol", str(proto), "-q", "--no-leaderboard"]
+    assert main([*base, "--results", "ref"]) == 0
+    reference = _finished(workdir / "ref", "msg-ng")
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gsr_bench.cli", *base, "--results", "killed"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while _checkpoint_step(workdir / "killed") < 40:
+        assert proc.poll() is None, "training ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = _checkpoint_step(workdir / "killed")
+    assert 40 <= killed_at < 150
+    assert not list(Tracker(workdir / "killed").runs("FINISHED"))
+
+    assert main([*base, "--results", "killed"]) == 0
+    resumed = _finished(workdir / "killed", "msg-ng")
+    assert resumed["resumed_from_step"] >= killed_at
+    for name in ("rmse", "mae", "ssim", "best_val_rmse", "bias"):
+        assert resumed[name] == pytest.approx(reference[name], rel=1e-6, abs=1e-9), name
+
+
+def test_corrupt_checkpoint_restarts_and_foreign_one_is_refused(
+    workdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    proto = _protocol(workdir, steps=40)
+    protocol = load_protocol(proto)
+    (job_ng,) = plan_jobs(get_plugin_manager(), ["msg-ng"], ["biomassters-synthetic"], protocol)
+    (job_msg,) = plan_jobs(get_plugin_manager(), ["msg"], ["biomassters-synthetic"], protocol)
+    corrupt = workdir / "results" / "checkpoints" / job_ng.key / "last.pt"
+    corrupt.parent.mkdir(parents=True)
+    corrupt.write_bytes(b"\x80\x02 torn write")
+    base = ["run", "--protocol", str(proto), "-q", "--no-leaderboard"]
+    with caplog.at_level(logging.WARNING):
+        assert main([*base, "-m", "msg-ng"]) == 0
+    assert f"checkpoints/{job_ng.key}/last.pt: unreadable checkpoint" in caplog.text
+    assert _finished(workdir / "results", "msg-ng")["resumed_from_step"] == 0
+
+    foreign = workdir / "results" / "checkpoints" / job_msg.key / "last.pt"
+    foreign.parent.mkdir(parents=True)
+    foreign.write_bytes(corrupt.read_bytes())  # msg-ng's finished checkpoint under msg's key
+    assert main([*base, "-m", "msg"]) == 1
+    (failed,) = Tracker(workdir / "results").runs("FAILED")
+    assert "checkpoint of another job (method 'msg-ng'" in failed.data.tags["error"]
+    assert "refusing to load it" in failed.data.tags["error"]
+
+
+class NaNNet(TorchMethod):
+    def __init__(self, task) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(task)
+        self.net = nn.Conv2d(1, 1, 1)
+
+    def forward(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        up = source.repeat_interleave(10, -2).repeat_interleave(10, -1)
+        return self.net(up) * float("nan")
+
+
+class NaNPlugin:
+    @hookimpl
+    def gsr_bench_register_methods(self, register):  # type: ignore[no-untyped-def]
+        register(MethodSpec("nan-net", "gsr", "1", "diverges at once", NaNNet))
+
+
+def test_nan_loss_fails_the_run_with_its_step(workdir: Path, plugin_manager: PluginManager) -> None:
+    plugin_manager.register(NaNPlugin(), "nan", "tests")
+    assert main(["run", "-m", "nan-net", "-m", "nearest", "--protocol", "smoke", "-q"]) == 1
+    tracker = Tracker(workdir / "results")
+    (failed,) = tracker.runs("FAILED")
+    assert "loss is nan at step 0" in failed.data.tags["error"]
+    assert [r.data.tags["method"] for r in tracker.runs()] == ["nearest"]
