@@ -254,7 +254,7 @@ def train_method(method: TorchMethod, train: TileSet, val: TileSet, ctx: TrainCo
         seconds = time.perf_counter() - started
         bar.set_postfix(
             loss=f"{loss.item():.3f}",
-            val_rmse=f"{rmse:.1f}",
+            val_rmse="-" if math.isnan(rmse) else f"{rmse:.1f}",
             mpix_s=f"{pixels / max(seconds, 1e-9) / 1e6:.2f}",
             refresh=False,
         )

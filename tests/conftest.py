@@ -12,6 +12,7 @@ import pytest
 
 from gsr_bench.plugins import PluginManager, reset_plugin_manager
 
+
 def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):  # an xdist worker
         # Workers share the cores: torch's default of one thread per core in each of them

@@ -122,3 +122,18 @@ def test_parallel_prepare_equals_serial(synth_root: Path, prepared: dict[str, Pa
     out = prepare_split(synth_root, "test", tmp_path / "p.h5", workers=2, progress=False)
     with h5py.File(prepared["test"], "r") as a, h5py.File(out, "r") as b:
         np.testing.assert_array_equal(a["guide"][:], b["guide"][:])
+
+
+def test_cli_prepare_error_is_one_line_and_leaves_nothing(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _copy(synth_root, tmp_path)
+    victim = sorted((root / "train_agbm").iterdir())[0]
+    victim.write_bytes(b"II*\x00garbage")
+    out = tmp_path / "cli.h5"
+    args = ["data", "prepare", "--root", str(root), "--split", "train", "--out", str(out), "-q"]
+    assert main([*args, "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gsr-bench: error: ") and victim.name in err and "not a readable TIFF" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists() and not Path(str(out) + ".partial").exists()
