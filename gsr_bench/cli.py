@@ -194,6 +194,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     methods = pm.methods.names() if args.all else args.method
     datasets = args.dataset or [DEFAULT_DATASET]
     protocol = load_protocol(args.protocol)
+    if args.project_to_source:
+        protocol = protocol.with_overrides({"eval.project_to_source": True}, "--project-to-source")
     options = {"biomassters": {"root": args.root}} if args.root else {}
     jobs = plan_jobs(pm, methods, datasets, protocol, args.seeds, options)
     tracker = _tracker(args)
@@ -355,6 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: the protocol's policy)")
     p.add_argument("--executor", default="local", choices=["local"], help="where jobs run")
     p.add_argument("--force", action="store_true", help="rerun finished jobs")
+    p.add_argument(
+        "--project-to-source",
+        action="store_true",
+        help="also report metrics after correcting predictions to match the source's block means",
+    )
     p.add_argument("--leaderboard", default="leaderboard", help="leaderboard folder")
     p.add_argument("--no-leaderboard", action="store_true", help="do not regenerate the leaderboard")
     tracking_args(p)

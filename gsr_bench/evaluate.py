@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from gsr_bench.data.tiles import Splits, TileSet
 from gsr_bench.method import Method, TaskInfo
 from gsr_bench.metrics import MetricAccumulator
+from gsr_bench.ops import project_to_source
 from gsr_bench.registry import resolve_factory
 from gsr_bench.training import TrainContext, seed_everything
 
@@ -42,6 +43,7 @@ def evaluate(
     extra: dict[str, Any] | None = None,
     progress: bool = False,
     keep: int = 0,
+    project: bool = False,
 ) -> tuple[dict[str, float], list[torch.Tensor]]:
     """Metrics of ``method`` on ``tiles`` and the predictions of the first ``keep`` tiles.
 
@@ -49,6 +51,7 @@ def evaluate(
     synchronized on GPU.
     """
     acc = MetricAccumulator(tiles.info.data_range, tiles.info.scale, bins, extra or {})
+    projected = MetricAccumulator(tiles.info.data_range, tiles.info.scale, bins, extra or {})
     starts = list(range(0, len(tiles), batch_size))
     first = tiles.batch(range(0, min(batch_size, len(tiles))))
     for _ in range(warmup_batches):
@@ -71,8 +74,13 @@ def evaluate(
             raise ValueError(f"non-finite predictions on tiles {b['id'][:3]}...")
         pixels += pred.numel()
         acc.update(pred, b["target"], b["valid"], b["source"])
+        if project:  # the raw prediction is measured too: the projection must earn its place
+            fixed = project_to_source(pred, b["source"], tiles.info.scale)
+            projected.update(fixed, b["target"], b["valid"], b["source"])
         kept.extend(pred[: max(0, keep - len(kept))])
     metrics = acc.compute()
+    if project:
+        metrics.update({f"projected_{k}": v for k, v in projected.compute().items()})
     metrics["throughput_mpix_s"] = pixels / max(seconds, 1e-9) / 1e6
     return metrics, kept
 
@@ -122,6 +130,7 @@ def execute(
         extra,
         progress,
         keep=proto.eval.figure_tiles,
+        project=proto.eval.project_to_source,
     )
     metrics.update({k: float(v) for k, v in fit_info.items()})
     metrics["train_time_s"] = float(fit_info.get("train_time_s", train_time))

@@ -23,3 +23,40 @@ def upsample(source: torch.Tensor, scale: int, mode: str) -> torch.Tensor:
         return source.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
     out = F.interpolate(source, scale_factor=scale, mode=mode, align_corners=False)
     return out.clamp_min(0) if mode == "bicubic" else out
+
+
+def check_pair(guide: torch.Tensor, source: torch.Tensor, scale: int) -> None:
+    """Refuse a guide and source that do not describe the same tiles at ``scale``."""
+    if guide.ndim != 4 or source.ndim != 4 or source.shape[1] != 1:
+        raise ValueError(
+            f"expected guide [B, C, H, W] and source [B, 1, h, w], got "
+            f"{tuple(guide.shape)} and {tuple(source.shape)}"
+        )
+    h, w = source.shape[-2:]
+    if guide.shape[-2:] != (h * scale, w * scale) or guide.shape[0] != source.shape[0]:
+        raise ValueError(
+            f"guide {guide.shape[-1]}x{guide.shape[-2]} is not {scale} x the source {w}x{h}: "
+            f"crop the tile to a multiple of {scale} (the protocols crop 256 to 250)"
+        )
+
+
+def nan_block_mean(image: torch.Tensor, scale: int) -> torch.Tensor:
+    """Block mean ignoring NaN pixels (NaN where a block has none)."""
+    finite = torch.isfinite(image)
+    total = F.avg_pool2d(torch.where(finite, image, torch.zeros_like(image)), scale)
+    count = F.avg_pool2d(finite.to(image.dtype), scale)
+    return torch.where(count > 0, total / count.clamp_min(1e-12), torch.full_like(total, float("nan")))
+
+
+def project_to_source(pred: torch.Tensor, source: torch.Tensor, scale: int) -> torch.Tensor:
+    """Correct ``pred`` so that its ``scale x scale`` block means equal ``source`` exactly.
+
+    Multiplicative where the block mean is positive (keeps the texture and biomass >= 0); a block
+    predicted as all zero while its source is not takes the source value uniformly.
+    """
+    pred = pred.clamp_min(0)
+    mean = block_mean(pred, scale)
+    positive = mean > 1e-6
+    ratio = torch.where(positive, source / mean.clamp_min(1e-6), torch.zeros_like(mean))
+    flat = torch.where(positive, torch.zeros_like(source), source)
+    return pred * upsample(ratio, scale, "nearest") + upsample(flat, scale, "nearest")

@@ -73,6 +73,7 @@ class Train:
     # Whether methods may replace parts of this recipe with their paper's (MethodSpec.overrides).
     # Off for small budgets, where one shared recipe is the fair comparison.
     method_overrides: bool = True
+    per_image_iterations: int = 1000  # methods fitted to each test tile alone (P2P)
 
 
 @dataclass(frozen=True)

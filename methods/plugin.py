@@ -69,3 +69,34 @@ def gsr_bench_register_methods(register: Callable[[Any], None]) -> None:
                 options={"mode": mode},
             )
         )
+    register(
+        MethodSpec(
+            name="jbu",
+            family="gsr",
+            version="1",
+            description="Joint bilateral upsampling, range kernel on the guide; sigma_r tuned on val",
+            factory="gsr_bench_methods.jbu:JBU",
+            paper="Kopf, Cohen, Lischinski, Uyttendaele, Joint bilateral upsampling, SIGGRAPH 2007",
+        )
+    )
+    register(
+        MethodSpec(
+            name="guided-filter",
+            family="gsr",
+            version="1",
+            description="Guided filter of bicubic by the guide's first principal component",
+            factory="gsr_bench_methods.guided_filter:GuidedFilter",
+            paper="He, Sun, Tang, Guided image filtering, ECCV 2010 / TPAMI 2013",
+        )
+    )
+    register(
+        MethodSpec(
+            name="p2p",
+            family="gsr",
+            version="1",
+            description="Pixel-to-pixel transform: an MLP fitted to each tile's block means",
+            factory="gsr_bench_methods.p2p:P2P",
+            paper="de Lutio, D'Aronco, Wegner, Schindler, Guided super-resolution as pixel-to-pixel "
+            "transformation, ICCV 2019",
+        )
+    )
