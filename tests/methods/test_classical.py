@@ -144,9 +144,9 @@ def test_p2p_matches_the_source_after_fitting() -> None:
     source = torch.nn.functional.avg_pool2d(target, 10)
     pred = fit_predict(guide, source, 10, [0], 600)
     err = (torch.nn.functional.avg_pool2d(pred, 10) - source).abs()
-    # Within 5 % of the source's spread on average: an L1 fit stops short of exact, the
+    # Within 2 % of the source's spread on average: an L1 fit stops short of exact, the
     # projection below makes it exact.
-    assert float(err.mean()) < 0.05 * float(source.std())
+    assert float(err.mean()) < 0.02 * float(source.std())  # reached: 0.85 %, max 0.8 Mg/ha
     projected = project_to_source(pred, source, 10)
     assert torch.allclose(torch.nn.functional.avg_pool2d(projected, 10), source, atol=1e-3)
 
