@@ -190,3 +190,18 @@ def test_bad_protocol_file_is_named(workdir: Path, capsys: pytest.CaptureFixture
     err = capsys.readouterr().err
     assert f"{bad}: unknown key 'eval.batchsize' (did you mean 'eval.batch_size'?)" in err
     assert not (workdir / "results").exists()
+
+
+def test_project_to_source_reports_raw_and_projected(workdir: Path) -> None:
+    assert (
+        main(
+            ["run", "-m", "bilinear", "--protocol", "smoke", "-q", "--project-to-source", "--no-leaderboard"]
+        )
+        == 0
+    )
+    (run,) = Tracker(workdir / "results").runs()
+    m = run.data.metrics
+    assert m["consistency_rmse"] > 1.0  # bilinear does not keep block means
+    assert m["projected_consistency_rmse"] < 1e-3
+    assert "projected_rmse" in m and m["projected_rmse"] != m["rmse"]
+    assert run.data.params["protocol.eval.project_to_source"] == "True"
