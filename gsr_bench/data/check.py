@@ -14,6 +14,8 @@ from gsr_bench.data.biomassters import (
     SENSOR_DTYPES,
     BioMasstersLayout,
     Chip,
+    agbm_path,
+    feature_path,
 )
 from gsr_bench.data.tiff import tiff_header
 from gsr_bench.errors import DataError
@@ -29,10 +31,10 @@ class Problem:
         return f"{self.severity}: {self.path}: {self.message}"
 
 
-def check_chip(layout: BioMasstersLayout, chip: Chip) -> list[Problem]:
+def check_chip(root: Path, chip: Chip) -> list[Problem]:
     """Header-level checks of one chip's files: presence, byte size, shape, bands, dtype."""
     problems: list[Problem] = []
-    label = layout.agbm_path(chip)
+    label = agbm_path(root, chip)
     expected_hw: tuple[int, int] | None = None
     try:
         expected_hw, bands, dtype = tiff_header(label)
@@ -43,7 +45,7 @@ def check_chip(layout: BioMasstersLayout, chip: Chip) -> list[Problem]:
     except DataError as exc:
         problems.append(Problem(label, str(exc).removeprefix(f"{label}: ")))
     for file in [*chip.s1.values(), *chip.s2.values()]:
-        path = layout.feature_path(file)
+        path = feature_path(root, file)
         try:
             hw, bands, dtype = tiff_header(path)
         except DataError as exc:
@@ -89,7 +91,7 @@ def check_layout(layout: BioMasstersLayout, split: str | None = None) -> CheckRe
             months["S1"][m] += 1
         for m in chip.s2:
             months["S2"][m] += 1
-        problems.extend(check_chip(layout, chip))
+        problems.extend(check_chip(layout.root, chip))
     return CheckReport(
         layout.root, layout.metadata_path, dict(Counter(c.split for c in chips)), months, problems
     )

@@ -93,9 +93,7 @@ def prepare_chip(root: Path, chip: Chip, crop: int, composite: str) -> PreparedC
 
 
 def _check_errors(root: Path, chip: Chip) -> list[str]:
-    layout = BioMasstersLayout.__new__(BioMasstersLayout)
-    layout.root = root
-    return [str(p).removeprefix("error: ") for p in check_chip(layout, chip) if p.severity == "error"]
+    return [str(p).removeprefix("error: ") for p in check_chip(root, chip) if p.severity == "error"]
 
 
 def prepare_split(
