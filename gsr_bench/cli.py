@@ -184,6 +184,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gsr_bench.leaderboard import write_leaderboard
     from gsr_bench.plugins import get_plugin_manager
     from gsr_bench.protocol import load_protocol
+    from gsr_bench.results_dir import exclusive
     from gsr_bench.runner import Runner, plan_jobs
 
     pm = get_plugin_manager()
@@ -198,9 +199,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         protocol = protocol.with_overrides({"eval.project_to_source": True}, "--project-to-source")
     options = {"biomassters": {"root": args.root}} if args.root else {}
     jobs = plan_jobs(pm, methods, datasets, protocol, args.seeds, options)
-    tracker = _tracker(args)
-    runner = Runner(pm, tracker, Path(args.results), args.device, args.force, progress=not args.quiet)
-    results = runner.run(jobs)
+    with exclusive(Path(args.results)):
+        tracker = _tracker(args)
+        runner = Runner(pm, tracker, Path(args.results), args.device, args.force, progress=not args.quiet)
+        results = runner.run(jobs)
     rows = [
         [
             r.job.method.name,

@@ -80,6 +80,15 @@ class Tracker:
         return runs[0] if runs else None
 
     def start(self, name: str, tags: Mapping[str, str]) -> str:
+        """A new run, or the job's interrupted one: a restart after a kill adds no duplicate."""
+        for run in self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.{JOB_KEY_TAG} = '{tags[JOB_KEY_TAG]}'"
+        ):
+            if run.info.status in ("RUNNING", "KILLED", "SCHEDULED"):
+                self.client.update_run(run.info.run_id, status="RUNNING")
+                for key, value in tags.items():
+                    self.client.set_tag(run.info.run_id, key, value)
+                return str(run.info.run_id)
         run = self.client.create_run(self.experiment_id, tags=dict(tags), run_name=name)
         return str(run.info.run_id)
 

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -49,7 +50,7 @@ def _checkpoint_step(results: Path) -> int:
 
 def test_killed_training_resumes_to_the_same_metrics(workdir: Path) -> None:
     proto = _protocol(workdir)
-    base = ["run", "-m", "msg-ng", "--protocol", str(proto), "-q", "--no-leaderboard"]
+    base = ["run", "-m", "nearest", "-m", "msg-ng", "--protocol", str(proto), "-q"]
     assert main([*base, "--results", "ref"]) == 0
     reference = _finished(workdir / "ref", "msg-ng")
 
@@ -68,10 +69,20 @@ def test_killed_training_resumes_to_the_same_metrics(workdir: Path) -> None:
     proc.wait()
     killed_at = _checkpoint_step(workdir / "killed")
     assert 40 <= killed_at < 150
-    assert not list(Tracker(workdir / "killed").runs("FINISHED"))
 
-    assert main([*base, "--results", "killed"]) == 0
+    assert len(list(Tracker(workdir / "killed").runs("FINISHED"))) == 1  # nearest ran before the kill
+    assert main([*base, "--results", "killed", "--leaderboard", "lb-killed"]) == 0
     resumed = _finished(workdir / "killed", "msg-ng")
+    tracker = Tracker(workdir / "killed")
+    every = [r for status in ("FINISHED", "RUNNING", "KILLED", "FAILED") for r in tracker.runs(status)]
+    assert len(every) == 2  # the interrupted MLflow run was resumed, not duplicated
+    assert main([*base, "--results", "ref", "--leaderboard", "lb-ref"]) == 0  # all skipped
+    ref = pd.read_csv(workdir / "lb-ref" / "results.csv").set_index("method")
+    got = pd.read_csv(workdir / "lb-killed" / "results.csv").set_index("method")
+    quality = [
+        c for c in ref.columns if c.endswith("_mean") and not c.startswith(("throughput", "train_time"))
+    ]
+    pd.testing.assert_frame_equal(got[quality], ref[quality], rtol=1e-6)
     assert resumed["resumed_from_step"] >= killed_at
     for name in ("rmse", "mae", "ssim", "best_val_rmse", "bias"):
         assert resumed[name] == pytest.approx(reference[name], rel=1e-6, abs=1e-9), name

@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gsr_bench.data.prepare import FORMAT_VERSION, prepare_split
+from gsr_bench.data.prepare import FORMAT_VERSION, prepare_split, read_prepared_attrs
 from gsr_bench.data.tiles import Splits, open_prepared
+from gsr_bench.errors import DataError
 from gsr_bench.protocol import Protocol
 
 PREPARED_CROP = 250  # the prepared files hold 250 x 250; protocols may crop smaller at read time
@@ -63,6 +64,16 @@ class BioMasstersFormatAdapter:
                     workers=workers,
                     progress=progress,
                 )
+            try:
+                read_prepared_attrs(path)
+            except DataError as exc:
+                rebuild = (
+                    f"gsr-bench data prepare --root {root} --split {split} --out {path} "
+                    f"--composite {protocol.data.composite}"
+                )
+                raise DataError(
+                    f"{exc}; rebuild it with `{rebuild}` (or delete it to rebuild on the next run)"
+                ) from None
             paths[split] = path
         d = protocol.data
         return open_prepared(

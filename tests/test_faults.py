@@ -1,0 +1,73 @@
+"""Faults: a corrupt prepared file, an unwritable results folder, two runs on one folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gsr_bench.cli import main
+
+
+def test_truncated_prepared_file_names_the_rebuild_command(
+    workdir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cache = tmp_path_factory.mktemp("own-cache")  # this test damages its cache
+    monkeypatch.setenv("GSR_BENCH_CACHE", str(cache))
+    base = ["run", "-m", "nearest", "--protocol", "smoke", "-q", "--no-leaderboard"]
+    assert main(base) == 0
+    (train,) = cache.glob("prepared/*/train.h5")
+    train.write_bytes(train.read_bytes()[: train.stat().st_size // 3])
+    capsys.readouterr()
+    assert main([*base, "--force"]) == 2
+    err = capsys.readouterr().err
+    assert f"{train}: not a readable prepared HDF5 file" in err
+    assert f"gsr-bench data prepare --root {cache}" in err and f"--split train --out {train}" in err
+    assert err.count("\n") == 1
+
+
+def test_unwritable_results_folder_fails_before_any_work(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = Path("/sys/fs")  # read-only even for root, unlike a chmod-ed folder
+    try:
+        (folder / "probe").write_text("")
+    except OSError:
+        pass
+    else:
+        pytest.skip("/sys/fs is writable on this machine")
+    assert main(["run", "-m", "nearest", "--protocol", "smoke", "-q", "--results", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"results folder {folder} is not writable" in err and "Traceback" not in err
+
+
+def test_second_run_on_the_same_results_refuses(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from gsr_bench.results_dir import exclusive\n"
+            "with exclusive(Path('results')):\n    print('held', flush=True); time.sleep(60)",
+        ],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        started = time.perf_counter()
+        assert main(["run", "-m", "nearest", "--protocol", "smoke", "-q"]) == 2
+        err = capsys.readouterr().err
+        assert f"in use by another gsr-bench run (pid {holder.pid})" in err
+        assert time.perf_counter() - started < 30
+        assert not (workdir / "results" / "mlflow.db").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(["run", "-m", "nearest", "--protocol", "smoke", "-q", "--no-leaderboard"]) == 0
