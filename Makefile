@@ -27,14 +27,14 @@ run: $(VENV)/.installed
 	$(BIN)/gsr-bench run --all
 
 test: $(VENV)/.installed-dev
-	$(BIN)/pytest -n 2 --ignore=tests/benchmarks
+	$(BIN)/pytest -n 2 --benchmark-disable
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check gsr_bench methods datasets tests examples
 	$(BIN)/mypy
 
 bench: $(VENV)/.installed-dev
-	$(BIN)/pytest tests/benchmarks --benchmark-only --benchmark-columns=min,median,mean,ops
+	$(BIN)/pytest tests/benchmarks --benchmark-only --benchmark-autosave --benchmark-columns=min,median,mean,ops
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,107 @@
+"""Inference throughput of every registered method and one training step of every learned one
+(`make bench`; `make test` runs each once with --benchmark-disable so they cannot rot).
+
+Tiles are 250 x 250 with the default 14-channel guide; Mpix/s and the device go to extra_info.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gsr_bench.method import TaskInfo, TorchMethod
+from gsr_bench.metrics import ssim
+from gsr_bench.plugins import PluginManager
+
+pytestmark = pytest.mark.benchmark
+TASK = TaskInfo(tuple(f"c{i}" for i in range(14)), 10, 250, 60.0, 70.0, 500.0)
+BATCH = 4
+# Per-tile optimizers get a token budget here: their full cost is the protocol's, not the kernel's.
+OPTIONS = {"p2p": {"iterations": 2}}
+METHODS = PluginManager().methods.names()
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _device_name() -> str:
+    return torch.cuda.get_device_name() if DEVICE.type == "cuda" else f"cpu x{torch.get_num_threads()}"
+
+
+@pytest.fixture(scope="module")
+def batch() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    guide = torch.randn(BATCH, 14, 250, 250, generator=g).to(DEVICE)
+    return guide, (torch.rand(BATCH, 1, 25, 25, generator=g) * 300).to(DEVICE)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_inference(benchmark, batch, name: str) -> None:  # type: ignore[no-untyped-def]
+    spec = PluginManager().methods.get(name)
+    method = spec.create(TASK, **OPTIONS.get(name, {})).to(DEVICE)
+    guide, source = batch
+
+    def predict() -> torch.Tensor:
+        out = method.predict(guide, source)
+        _sync()
+        return out
+
+    predict()  # warm-up
+    out = benchmark(predict)
+    assert out.shape == (BATCH, 1, 250, 250)
+    seconds = benchmark.stats.stats.median if benchmark.stats else float("nan")
+    benchmark.extra_info.update(
+        method=name,
+        family=spec.family,
+        device=_device_name(),
+        params=method.num_parameters(),
+        mpix_s=BATCH * 250 * 250 / seconds / 1e6 if seconds == seconds else None,
+    )
+
+
+@pytest.mark.parametrize("name", [n for n in METHODS if n in ("msg", "msg-ng", "fdsr")])
+def test_training_step(benchmark, name: str) -> None:  # type: ignore[no-untyped-def]
+    method = PluginManager().methods.get(name).create(TASK).to(DEVICE)
+    assert isinstance(method, TorchMethod)
+    opt = torch.optim.Adam(method.net.parameters(), lr=1e-4)
+    g = torch.Generator().manual_seed(0)
+    guide = torch.randn(16, 14, 60, 60, generator=g).to(DEVICE)
+    source = (torch.rand(16, 1, 6, 6, generator=g) * 300).to(DEVICE)
+    target = (torch.rand(16, 1, 60, 60, generator=g) * 300).to(DEVICE)
+    method.net.train()
+
+    def step() -> float:
+        loss = (method.forward(guide, source) - target).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        _sync()
+        return loss.item()
+
+    assert benchmark(step) > 0
+    benchmark.extra_info.update(method=name, device=_device_name(), batch=16, patch=60)
+
+
+@pytest.mark.parametrize("impl", ["torch", "skimage"])
+def test_ssim(benchmark, impl: str) -> None:  # type: ignore[no-untyped-def]
+    from skimage.metrics import structural_similarity
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(8, 1, 250, 250, generator=g, dtype=torch.float64) * 300
+    pred = target + torch.randn(8, 1, 250, 250, generator=g, dtype=torch.float64) * 30
+    if impl == "torch":
+        result = benchmark(ssim, pred, target, 500.0)
+    else:
+        p, t = pred.numpy(), target.numpy()
+        result = benchmark(
+            lambda: [
+                structural_similarity(
+                    t[i, 0], p[i, 0], data_range=500.0, gaussian_weights=True, use_sample_covariance=False
+                )
+                for i in range(8)
+            ]
+        )
+    assert len(result) == 8
