@@ -232,6 +232,43 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from gsr_bench import bench
+    from gsr_bench.metrics import format_rate
+    from gsr_bench.plugins import get_plugin_manager
+    from gsr_bench.runner import select_device
+
+    pm = get_plugin_manager()
+    names = args.method or pm.methods.names()
+    device = select_device(args.device, "auto")
+    timings = bench.measure(pm, names, device, args.batch, args.repeats)
+    folder = Path(args.results) / "bench"
+    before = bench.previous(folder)
+    path = bench.save(timings, folder)
+    rows = [
+        [
+            t.method,
+            t.family,
+            f"{t.params:,}",
+            format_rate(t.mpix_s),
+            "-" if t.paper_mpix_s is None else f"{t.paper_mpix_s:,g}",
+            t.device,
+        ]
+        for t in timings
+    ]
+    print(_table(rows, ["method", "family", "params", "Mpix/s", "GSR4B Mpix/s (GPU)", "device"]))
+    print(f"saved {path}")
+    if args.compare:
+        if before is None:
+            print("nothing saved before to compare with")
+            return 0
+        slower = bench.regressions(timings, before, args.threshold)
+        for line in slower:
+            print(f"regression: {line}", file=sys.stderr)
+        return 1 if slower else 0
+    return 0
+
+
 # --- parser --------------------------------------------------------------------------------------
 
 
@@ -368,6 +405,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-leaderboard", action="store_true", help="do not regenerate the leaderboard")
     tracking_args(p)
     p.set_defaults(fn=cmd_run)
+
+    p = add(
+        "bench",
+        "time every method's inference on this device, beside the GSR4B table",
+        "gsr-bench bench --compare --threshold 0.1",
+    )
+    p.add_argument("-m", "--method", action="append", help="method name (repeatable; default all)")
+    p.add_argument("--device", help="cpu, cuda ... (default: CUDA when present)")
+    p.add_argument("--batch", type=int, default=4, help="tiles of 250 x 250 per call")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--results", default="results", help="timings are saved under RESULTS/bench/")
+    p.add_argument("--compare", action="store_true", help="fail on a slowdown against the last save")
+    p.add_argument("--threshold", type=float, default=0.10, help="allowed median slowdown (0.10 = 10 %%)")
+    p.set_defaults(fn=cmd_bench)
 
     p = add(
         "leaderboard",

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gsr_bench.metrics import METRICS
+from gsr_bench.metrics import METRICS, format_rate
 from gsr_bench.tracking import Tracker
 
 FAMILY_ORDER = {"gsr": 0, "sr": 1, "regression": 2}
@@ -102,8 +102,8 @@ def _fmt(mean: float, std: float, metric: str) -> str:
     digits = {"r2": 3, "ssim": 3, "psnr": 2}.get(metric, 1)
     if metric == "params":
         return f"{mean / 1e6:.2f} M" if mean >= 1e4 else f"{mean:.0f}"
-    if metric == "throughput_mpix_s":  # from P2P's 0.02 to nearest's thousands
-        return f"{mean:.3g}" if mean < 10 else f"{mean:,.1f}" if mean < 1e3 else f"{mean:,.0f}"
+    if metric == "throughput_mpix_s":
+        return format_rate(mean)
     if (
         std is None
         or (isinstance(std, float) and math.isnan(std))

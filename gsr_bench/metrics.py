@@ -44,6 +44,13 @@ METRICS: dict[str, MetricInfo] = {
 }
 
 
+def format_rate(mpix_s: float) -> str:
+    """Throughput for people: P2P's 0.02 and nearest's thousands in one column."""
+    if mpix_s < 10:
+        return f"{mpix_s:.3g}"
+    return f"{mpix_s:,.1f}" if mpix_s < 1e3 else f"{mpix_s:,.0f}"
+
+
 def bin_names(edges: Sequence[float]) -> list[str]:
     """Names of the biomass bins: exactly 0, then between edges, then above the last."""
     names = ["0"]

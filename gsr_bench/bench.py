@@ -1,0 +1,120 @@
+"""``gsr-bench bench``: inference throughput of every method on this device, beside GSR4B's.
+
+Each method predicts a batch of 250 x 250 tiles (random guide and source: speed does not depend
+on content) after a warm-up call, synchronized on CUDA; the median of the repeats is kept. Results
+are saved under ``RESULTS/bench/``; ``--compare`` checks them against the previous save and fails
+on a median slowdown above a threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gsr_bench.method import TaskInfo
+from gsr_bench.plugins import PluginManager
+
+# Mpix/s in the GSR4B table (Karaman et al., ISPRS 2025), on the authors' GPU.
+PAPER_MPIX_S = {
+    "msg": 53.2,
+    "fdsr": 240.8,
+    "p2p": 0.3,
+    "jbu": 0.9,
+    "msg-ng": 116.8,
+    "nearest": 262_000.0,
+    "bilinear": 82_000.0,
+    "bicubic": 37_000.0,
+    "unet": 19.0,
+    "resnext": 0.8,
+}
+# Per-tile optimizers get a token budget: their real cost is the protocol's iterations.
+BENCH_OPTIONS: dict[str, dict[str, Any]] = {"p2p": {"iterations": 2}}
+
+
+@dataclass
+class Timing:
+    method: str
+    family: str
+    params: int
+    median_s: float
+    mpix_s: float
+    paper_mpix_s: float | None
+    device: str
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(
+    manager: PluginManager,
+    names: list[str],
+    device: torch.device,
+    batch: int = 4,
+    repeats: int = 5,
+    channels: int = 14,
+) -> list[Timing]:
+    task = TaskInfo(tuple(f"c{i}" for i in range(channels)), 10, 250, 60.0, 70.0, 500.0)
+    g = torch.Generator().manual_seed(0)
+    guide = torch.randn(batch, channels, 250, 250, generator=g).to(device)
+    source = (torch.rand(batch, 1, 25, 25, generator=g) * 300).to(device)
+    name_of_device = (
+        torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}"
+    )
+    out = []
+    for name in names:
+        spec = manager.methods.get(name)
+        method = spec.create(task, **BENCH_OPTIONS.get(name, {})).to(device)
+        method.predict(guide, source)
+        _sync(device)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            method.predict(guide, source)
+            _sync(device)
+            times.append(time.perf_counter() - start)
+        median = statistics.median(times)
+        out.append(
+            Timing(
+                name,
+                spec.family,
+                method.num_parameters(),
+                median,
+                batch * 250 * 250 / median / 1e6,
+                PAPER_MPIX_S.get(name),
+                name_of_device,
+            )
+        )
+    return out
+
+
+def save(timings: list[Timing], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**6:06d}.json"
+    path.write_text(json.dumps([asdict(t) for t in timings], indent=2))
+    return path
+
+
+def previous(folder: Path, exclude: Path | None = None) -> list[dict[str, Any]] | None:
+    saved = sorted(p for p in folder.glob("*.json") if p != exclude) if folder.exists() else []
+    return json.loads(saved[-1].read_text()) if saved else None
+
+
+def regressions(now: list[Timing], before: list[dict[str, Any]], threshold: float) -> list[str]:
+    """Methods whose median time grew by more than ``threshold`` (0.1 = 10 %) since ``before``."""
+    old = {b["method"]: b for b in before}
+    found = []
+    for t in now:
+        if t.method in old and old[t.method]["device"] == t.device:
+            ratio = t.median_s / old[t.method]["median_s"]
+            if ratio > 1 + threshold:
+                was = old[t.method]["median_s"]
+                found.append(f"{t.method}: {ratio - 1:+.0%} median time ({was:.4f} s -> {t.median_s:.4f} s)")
+    return found
