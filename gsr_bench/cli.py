@@ -201,7 +201,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     jobs = plan_jobs(pm, methods, datasets, protocol, args.seeds, options)
     with exclusive(Path(args.results)):
         tracker = _tracker(args)
-        runner = Runner(pm, tracker, Path(args.results), args.device, args.force, progress=not args.quiet)
+        runner = Runner(
+            pm,
+            tracker,
+            Path(args.results),
+            args.device,
+            args.force,
+            progress=not args.quiet,
+            executor=args.executor,
+            ray_address=args.ray_address,
+        )
         results = runner.run(jobs)
     rows = [
         [
@@ -394,7 +403,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the protocol's)")
     p.add_argument("--root", help="folder of the real BioMassters data (dataset biomassters)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: the protocol's policy)")
-    p.add_argument("--executor", default="local", choices=["local"], help="where jobs run")
+    p.add_argument(
+        "--executor",
+        default="local",
+        choices=["local", "ray"],
+        help="local: one job at a time here; ray: one Ray task per job (pip install gsr-bench[ray])",
+    )
+    p.add_argument("--ray-address", help="Ray cluster address (ray://host:10001, auto); default: a local Ray")
     p.add_argument("--force", action="store_true", help="rerun finished jobs")
     p.add_argument(
         "--project-to-source",

@@ -127,10 +127,13 @@ class Runner:
         device: str | None = None,
         force: bool = False,
         progress: bool = True,
+        executor: str = "local",
+        ray_address: str | None = None,
     ) -> None:
         self.manager, self.tracker, self.results_dir = manager, tracker, Path(results_dir)
         self.device, self.force, self.progress = device, force, progress
         self._splits: dict[str, Any] = {}
+        self.executor, self.ray_address = executor, ray_address
         # Prepared data outlives results: GSR_BENCH_CACHE lets several result folders share it.
         self.cache_dir = Path(os.environ.get(CACHE_ENV) or self.results_dir / "cache")
 
@@ -164,18 +167,18 @@ class Runner:
             return results
         for job in todo:  # data problems are the user's to fix: stop before any run is created
             self.splits(job)
+        if self.executor == "ray":
+            return results + self.run_ray(todo, self.ray_address)
         bar = tqdm(todo, unit="job", desc="jobs", disable=not self.progress, dynamic_ncols=True)
         for job in bar:
             bar.set_postfix_str(job.name)
             results.append(self.run_one(job))
         return results
 
-    def run_one(self, job: Job) -> JobResult:
-        from gsr_bench.evaluate import execute
+    def _tags(self, job: Job, device: Any) -> dict[str, str]:
         from gsr_bench.provenance import device_name, git_hash, package_versions
 
-        device = select_device(self.device, job.protocol.device.policy)
-        tags = {
+        return {
             JOB_KEY_TAG: job.key,
             "method": job.method.name,
             "method_version": job.method.version,
@@ -192,44 +195,75 @@ class Runner:
             "git_hash": git_hash(),
             "packages": json.dumps(package_versions(), sort_keys=True),
             "device": device_name(device),
+            "dataset_revision": self.splits(job).info.revision,
         }
+
+    def run_one(self, job: Job) -> JobResult:
+        device = select_device(self.device, job.protocol.device.policy)
+        tags = self._tags(job, device)
         run_id = self.tracker.start(job.name, tags)
         workdir = Path(tempfile.mkdtemp(prefix="gsr-bench-"))
         status = "KILLED"
-        started = time.perf_counter()
         try:
-            try:
-                splits = self.splits(job)
-                tags["dataset_revision"] = splits.info.revision
-                metrics, params = execute(
-                    job,
-                    splits,
-                    device,
-                    workdir,
-                    self.results_dir / "checkpoints" / job.key,
-                    self.progress,
-                    self.manager,
-                )
-                result = JobResult(job, "FINISHED", metrics, params, tags, artifacts=workdir, run_id=run_id)
-            except Exception as exc:
-                result = JobResult(
-                    job,
-                    "FAILED",
-                    tags=tags,
-                    error=f"{type(exc).__name__}: {exc}",
-                    traceback=traceback.format_exc(),
-                    artifacts=workdir,
-                    run_id=run_id,
-                )
-                (workdir / "traceback.txt").write_text(result.traceback)
-                log.warning("%s failed: %s", job.name, result.error)
-            result.seconds = time.perf_counter() - started
+            result = execute_job(
+                job,
+                self.splits(job),
+                device,
+                workdir,
+                self.results_dir / "checkpoints",
+                self.progress,
+                self.manager,
+            )
+            result.tags, result.run_id, result.artifacts = tags, run_id, workdir
             self._log(result)
             status = result.status
             return result
         finally:
             self.tracker.end(run_id, status)
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def run_ray(self, jobs: Sequence[Job], address: str | None = None) -> list[JobResult]:
+        """Each job a Ray task (a GPU each where the cluster has GPUs); only this driver logs."""
+        try:
+            import ray
+        except ImportError:
+            raise GsrBenchError("the ray executor needs Ray: pip install 'gsr-bench[ray]'") from None
+
+        started_here = not ray.is_initialized()
+        if started_here:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        try:
+            gpus = ray.cluster_resources().get("GPU", 0)
+            remote = ray.remote(_remote_job)
+            pending: dict[Any, tuple[Job, str, dict[str, str]]] = {}
+            for job in jobs:
+                device = "cuda" if gpus else "cpu"
+                tags = self._tags(job, select_device("cpu", "cpu"))
+                tags["device"] = f"ray:{device}"
+                run_id = self.tracker.start(job.name, tags)
+                ref = remote.options(num_cpus=1, num_gpus=1 if gpus else 0).remote(
+                    job, self.cache_dir, self.results_dir / "checkpoints", device
+                )
+                pending[ref] = (job, run_id, tags)
+            results = []
+            while pending:
+                (done,), _ = ray.wait(list(pending), num_returns=1)
+                job, run_id, tags = pending.pop(done)
+                result, artifacts = ray.get(done)
+                workdir = Path(tempfile.mkdtemp(prefix="gsr-bench-"))
+                for name, data in artifacts.items():
+                    (workdir / name).write_bytes(data)
+                result.tags, result.run_id, result.artifacts = tags, run_id, workdir
+                try:
+                    self._log(result)
+                finally:
+                    self.tracker.end(run_id, result.status)
+                    shutil.rmtree(workdir, ignore_errors=True)
+                results.append(result)
+            return results
+        finally:
+            if started_here:
+                ray.shutdown()
 
     def _log(self, r: JobResult) -> None:
         params = flatten(r.job.config())
@@ -243,3 +277,45 @@ class Runner:
         if r.artifacts is not None:
             for path in sorted(r.artifacts.iterdir()):
                 self.tracker.log_artifact(r.run_id, path)
+
+
+def execute_job(
+    job: Job,
+    splits: Any,
+    device: Any,
+    workdir: Path,
+    checkpoints: Path,
+    progress: bool,
+    manager: PluginManager | None,
+) -> JobResult:
+    """Fit and evaluate one job; a failure becomes a FAILED result, never an exception."""
+    from gsr_bench.evaluate import execute
+
+    started = time.perf_counter()
+    try:
+        metrics, params = execute(job, splits, device, workdir, checkpoints / job.key, progress, manager)
+        result = JobResult(job, "FINISHED", metrics, params)
+    except Exception as exc:
+        result = JobResult(
+            job, "FAILED", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
+        )
+        (workdir / "traceback.txt").write_text(result.traceback)
+        log.warning("%s failed: %s", job.name, result.error)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _remote_job(
+    job: Job, cache_dir: Path, checkpoints: Path, device: str
+) -> tuple[JobResult, dict[str, bytes]]:
+    """A job in a Ray worker: everything but MLflow; the artifacts travel back as bytes."""
+    import torch
+
+    options = {k: v for k, v in job.dataset_options.items() if v is not None}
+    splits = job.dataset.create(**options).load(job.protocol, cache_dir, progress=False, workers=1)
+    workdir = Path(tempfile.mkdtemp(prefix="gsr-bench-ray-"))
+    try:
+        result = execute_job(job, splits, torch.device(device), workdir, checkpoints, False, None)
+        return result, {p.name: p.read_bytes() for p in workdir.iterdir()}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
