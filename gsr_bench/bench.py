@@ -97,7 +97,7 @@ def measure(
 
 def save(timings: list[Timing], folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**6:06d}.json"
+    path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns():020d}.json"  # sorts in time order
     path.write_text(json.dumps([asdict(t) for t in timings], indent=2))
     return path
 
