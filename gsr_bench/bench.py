@@ -18,7 +18,9 @@ from typing import Any
 import torch
 
 from gsr_bench.method import TaskInfo
+from gsr_bench.ops import synchronize
 from gsr_bench.plugins import PluginManager
+from gsr_bench.provenance import device_name
 
 # Mpix/s in the GSR4B table (Karaman et al., ISPRS 2025), on the authors' GPU.
 PAPER_MPIX_S = {
@@ -48,11 +50,6 @@ class Timing:
     device: str
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def measure(
     manager: PluginManager,
     names: list[str],
@@ -65,20 +62,18 @@ def measure(
     g = torch.Generator().manual_seed(0)
     guide = torch.randn(batch, channels, 250, 250, generator=g).to(device)
     source = (torch.rand(batch, 1, 25, 25, generator=g) * 300).to(device)
-    name_of_device = (
-        torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}"
-    )
+    name_of_device = device_name(device)
     out = []
     for name in names:
         spec = manager.methods.get(name)
         method = spec.create(task, **BENCH_OPTIONS.get(name, {})).to(device)
         method.predict(guide, source)
-        _sync(device)
+        synchronize(device)
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
             method.predict(guide, source)
-            _sync(device)
+            synchronize(device)
             times.append(time.perf_counter() - start)
         median = statistics.median(times)
         out.append(

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from gsr_bench.data.tiles import Splits, TileSet
 from gsr_bench.method import Method, TaskInfo
 from gsr_bench.metrics import MetricAccumulator
-from gsr_bench.ops import project_to_source
+from gsr_bench.ops import project_to_source, synchronize
 from gsr_bench.registry import resolve_factory
 from gsr_bench.training import TrainContext, seed_everything
 
@@ -26,11 +26,6 @@ if TYPE_CHECKING:
 def task_info(splits: Splits, crop: int) -> TaskInfo:
     info = splits.info
     return TaskInfo(info.guide_channels, info.scale, crop, info.target_mean, info.target_std, info.data_range)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def evaluate(
@@ -56,7 +51,7 @@ def evaluate(
     first = tiles.batch(range(0, min(batch_size, len(tiles))))
     for _ in range(warmup_batches):
         method.predict(first["guide"].to(device), first["source"].to(device))
-    _sync(device)
+    synchronize(device)
     seconds, pixels = 0.0, 0
     kept: list[torch.Tensor] = []
     # A bar only where evaluation takes a while: per-batch lines would drown the job bar in logs.
@@ -64,10 +59,10 @@ def evaluate(
     for start in tqdm(starts, desc="evaluate", unit="batch", disable=not show, leave=False):
         b = tiles.batch(range(start, min(start + batch_size, len(tiles))))
         guide, source = b["guide"].to(device), b["source"].to(device)
-        _sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         pred = method.predict(guide, source)
-        _sync(device)
+        synchronize(device)
         seconds += time.perf_counter() - t0
         pred = pred.float().cpu()
         if not torch.isfinite(pred).all():

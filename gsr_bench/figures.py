@@ -12,8 +12,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from gsr_bench.metrics import bin_names
-
 
 def _rgb(rgb: np.ndarray) -> np.ndarray:
     """A z-scored B4/B3/B2 guide as a displayable image (2-98 % stretch per band)."""
@@ -65,11 +63,17 @@ def _bins(table: pd.DataFrame) -> list[str]:
     ]
 
 
+def _lower_bound(name: str) -> float:
+    """Sort key of a bin name from ``metrics.bin_names``: "0", "lo-hi", "gtX"."""
+    if name == "0":
+        return -1.0
+    return float(name.removeprefix("gt")) + 0.5 if name.startswith("gt") else float(name.split("-")[0])
+
+
 def error_by_bin(table: pd.DataFrame, path: Path) -> None:
     """RMSE and bias per biomass bin, one line per method."""
     names = _bins(table)
-    order = [n for n in bin_names([0, 50, 100, 200, 300]) if n in names] or names
-    order += [n for n in names if n not in order]
+    order = sorted(names, key=_lower_bound)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     x = np.arange(len(order))
     for _, r in table.iterrows():

@@ -10,93 +10,110 @@ from typing import Any
 
 from gsr_bench import MethodSpec, hookimpl
 
-_INTERP = "gsr_bench_methods.interpolation:Interpolation"
-_INTERP_PAPER = "Keys, IEEE TASSP 1981; GSR4B SR baselines (Karaman et al., ISPRS 2025)"
-
-
 _GSR4B = "Karaman et al., GSR4B, ISPRS J. Photogramm. Remote Sens. 2025"
+_MSG_PAPER = "Hui, Loy, Tang, Depth map super-resolution by deep multi-scale guidance, ECCV 2016"
+_INTERP_PAPER = f"Keys, IEEE TASSP 1981; GSR4B SR baselines ({_GSR4B})"
+_M = "gsr_bench_methods"
+
+# name, family, description, factory, paper, options, declared paper overrides
+_BUILTINS: tuple[tuple[str, str, str, str, str, dict[str, Any], dict[str, Any]], ...] = (
+    (
+        "msg",
+        "gsr",
+        "MSG-Net: multi-scale guidance CNN, x5 then x2, residual on bicubic",
+        f"{_M}.msg:MSG",
+        _MSG_PAPER,
+        {},
+        {"train.lr": 1e-4},
+    ),
+    (
+        "msg-ng",
+        "sr",
+        "MSG-Net without its guide branch (GSR4B's MSG^ng)",
+        f"{_M}.msg:MSG",
+        f"{_MSG_PAPER}; {_GSR4B}",
+        {"use_guide": False},
+        {"train.lr": 1e-4},
+    ),
+    (
+        "fdsr",
+        "gsr",
+        "FDSR: octave-convolution guide path, multi-scale residual depth path",
+        f"{_M}.fdsr:FDSR",
+        "He et al., Towards fast and accurate real-world depth super-resolution, CVPR 2021",
+        {},
+        {"train.lr": 5e-4},
+    ),
+    (
+        "jbu",
+        "gsr",
+        "Joint bilateral upsampling, range kernel on the guide; sigma_r tuned on val",
+        f"{_M}.jbu:JBU",
+        "Kopf, Cohen, Lischinski, Uyttendaele, Joint bilateral upsampling, SIGGRAPH 2007",
+        {},
+        {},
+    ),
+    (
+        "guided-filter",
+        "gsr",
+        "Guided filter of bicubic by the guide's first principal component",
+        f"{_M}.guided_filter:GuidedFilter",
+        "He, Sun, Tang, Guided image filtering, ECCV 2010 / TPAMI 2013",
+        {},
+        {},
+    ),
+    (
+        "p2p",
+        "gsr",
+        "Pixel-to-pixel transform: an MLP fitted to each tile's block means",
+        f"{_M}.p2p:P2P",
+        "de Lutio, D'Aronco, Wegner, Schindler, Guided super-resolution as pixel-to-pixel "
+        "transformation, ICCV 2019",
+        {},
+        {},
+    ),
+    (
+        "nearest",
+        "sr",
+        "Nearest-neighbour upsampling of the source (each 100 m cell copied)",
+        f"{_M}.interpolation:Interpolation",
+        _INTERP_PAPER,
+        {"mode": "nearest"},
+        {},
+    ),
+    (
+        "bilinear",
+        "sr",
+        "Bilinear upsampling of the source",
+        f"{_M}.interpolation:Interpolation",
+        _INTERP_PAPER,
+        {"mode": "bilinear"},
+        {},
+    ),
+    (
+        "bicubic",
+        "sr",
+        "Bicubic upsampling of the source, clamped at 0",
+        f"{_M}.interpolation:Interpolation",
+        _INTERP_PAPER,
+        {"mode": "bicubic"},
+        {},
+    ),
+)
 
 
 @hookimpl
 def gsr_bench_register_methods(register: Callable[[Any], None]) -> None:
-    register(
-        MethodSpec(
-            name="msg",
-            family="gsr",
-            version="1",
-            description="MSG-Net: multi-scale guidance CNN, x5 then x2, residual on bicubic",
-            factory="gsr_bench_methods.msg:MSG",
-            paper="Hui, Loy, Tang, Depth map super-resolution by deep multi-scale guidance, ECCV 2016",
-            overrides={"train.lr": 1e-4},
-        )
-    )
-    register(
-        MethodSpec(
-            name="msg-ng",
-            family="sr",
-            version="1",
-            description="MSG-Net without its guide branch (GSR4B's MSG^ng)",
-            factory="gsr_bench_methods.msg:MSG",
-            options={"use_guide": False},
-            paper=f"Hui et al., ECCV 2016; {_GSR4B}",
-            overrides={"train.lr": 1e-4},
-        )
-    )
-    register(
-        MethodSpec(
-            name="fdsr",
-            family="gsr",
-            version="1",
-            description="FDSR: octave-convolution guide path, multi-scale residual depth path",
-            factory="gsr_bench_methods.fdsr:FDSR",
-            paper="He et al., Towards fast and accurate real-world depth super-resolution, CVPR 2021",
-            overrides={"train.lr": 5e-4},
-        )
-    )
-    for mode, text in (
-        ("nearest", "Nearest-neighbour upsampling of the source (each 100 m cell copied)"),
-        ("bilinear", "Bilinear upsampling of the source"),
-        ("bicubic", "Bicubic upsampling of the source, clamped at 0"),
-    ):
+    for name, family, description, factory, paper, options, overrides in _BUILTINS:
         register(
             MethodSpec(
-                name=mode,
-                family="sr",
+                name=name,
+                family=family,
                 version="1",
-                description=text,
-                factory=_INTERP,
-                paper=_INTERP_PAPER,
-                options={"mode": mode},
+                description=description,
+                factory=factory,
+                paper=paper,
+                options=options,
+                overrides=overrides,
             )
         )
-    register(
-        MethodSpec(
-            name="jbu",
-            family="gsr",
-            version="1",
-            description="Joint bilateral upsampling, range kernel on the guide; sigma_r tuned on val",
-            factory="gsr_bench_methods.jbu:JBU",
-            paper="Kopf, Cohen, Lischinski, Uyttendaele, Joint bilateral upsampling, SIGGRAPH 2007",
-        )
-    )
-    register(
-        MethodSpec(
-            name="guided-filter",
-            family="gsr",
-            version="1",
-            description="Guided filter of bicubic by the guide's first principal component",
-            factory="gsr_bench_methods.guided_filter:GuidedFilter",
-            paper="He, Sun, Tang, Guided image filtering, ECCV 2010 / TPAMI 2013",
-        )
-    )
-    register(
-        MethodSpec(
-            name="p2p",
-            family="gsr",
-            version="1",
-            description="Pixel-to-pixel transform: an MLP fitted to each tile's block means",
-            factory="gsr_bench_methods.p2p:P2P",
-            paper="de Lutio, D'Aronco, Wegner, Schindler, Guided super-resolution as pixel-to-pixel "
-            "transformation, ICCV 2019",
-        )
-    )

@@ -11,7 +11,6 @@ import numpy as np
 from gsr_bench.data.biomassters import CLP_INVALID, LEAF_ON_MONTHS, S1_BANDS, S2_BANDS, RawChip
 from gsr_bench.errors import GsrBenchError
 
-LEAF_ON = LEAF_ON_MONTHS
 CLOUDY = 50.0
 
 
@@ -43,7 +42,7 @@ def leafon_median(chip: RawChip) -> Composite:
     with no clear leaf-on pixel at all falls back to its least cloudy S2 month, whatever the season.
     """
     present = chip.s2_present
-    leafon = [m for m in LEAF_ON if present[m]]
+    leafon = [m for m in LEAF_ON_MONTHS if present[m]]
     fallback = -1
     if leafon and not _cloud_mask(chip.clp[leafon]).all():
         stack = chip.s2[leafon].copy()

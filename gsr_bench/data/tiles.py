@@ -85,11 +85,6 @@ class TileSet(torch.utils.data.Dataset):
         state["_file"] = None
         return state
 
-    @property
-    def ids(self) -> list[str]:
-        names = self._h5()["chip_id"]
-        return [names[i].decode() for i in self.indices]
-
     def _read(self, index: int) -> dict[str, Any]:
         f = self._h5()
         c = self.crop

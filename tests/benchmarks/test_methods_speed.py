@@ -9,26 +9,18 @@ from __future__ import annotations
 import pytest
 import torch
 
+from gsr_bench.bench import BENCH_OPTIONS
 from gsr_bench.method import TaskInfo, TorchMethod
 from gsr_bench.metrics import ssim
+from gsr_bench.ops import synchronize
 from gsr_bench.plugins import PluginManager
+from gsr_bench.provenance import device_name
 
 pytestmark = pytest.mark.benchmark
 TASK = TaskInfo(tuple(f"c{i}" for i in range(14)), 10, 250, 60.0, 70.0, 500.0)
 BATCH = 4
-# Per-tile optimizers get a token budget here: their full cost is the protocol's, not the kernel's.
-OPTIONS = {"p2p": {"iterations": 2}}
 METHODS = PluginManager().methods.names()
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def _sync() -> None:
-    if DEVICE.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _device_name() -> str:
-    return torch.cuda.get_device_name() if DEVICE.type == "cuda" else f"cpu x{torch.get_num_threads()}"
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +33,12 @@ def batch() -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.mark.parametrize("name", METHODS)
 def test_inference(benchmark, batch, name: str) -> None:  # type: ignore[no-untyped-def]
     spec = PluginManager().methods.get(name)
-    method = spec.create(TASK, **OPTIONS.get(name, {})).to(DEVICE)
+    method = spec.create(TASK, **BENCH_OPTIONS.get(name, {})).to(DEVICE)
     guide, source = batch
 
     def predict() -> torch.Tensor:
         out = method.predict(guide, source)
-        _sync()
+        synchronize(DEVICE)
         return out
 
     predict()  # warm-up
@@ -56,7 +48,7 @@ def test_inference(benchmark, batch, name: str) -> None:  # type: ignore[no-unty
     benchmark.extra_info.update(
         method=name,
         family=spec.family,
-        device=_device_name(),
+        device=device_name(DEVICE),
         params=method.num_parameters(),
         mpix_s=BATCH * 250 * 250 / seconds / 1e6 if seconds == seconds else None,
     )
@@ -78,11 +70,11 @@ def test_training_step(benchmark, name: str) -> None:  # type: ignore[no-untyped
         opt.zero_grad()
         loss.backward()
         opt.step()
-        _sync()
+        synchronize(DEVICE)
         return loss.item()
 
     assert benchmark(step) > 0
-    benchmark.extra_info.update(method=name, device=_device_name(), batch=16, patch=60)
+    benchmark.extra_info.update(method=name, device=device_name(DEVICE), batch=16, patch=60)
 
 
 @pytest.mark.parametrize("impl", ["torch", "skimage"])
