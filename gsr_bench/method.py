@@ -84,6 +84,17 @@ class TorchMethod(Method):
     def forward(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def training_loss(self, batch: dict[str, torch.Tensor], kind: str) -> torch.Tensor:
+        """The loss of one training batch; the protocol's masked loss on ``forward`` by default.
+
+        Override for a method that is trained on something else than its prediction (ResNeXt's
+        Gaussian negative log-likelihood of a mean and a variance).
+        """
+        from gsr_bench.training import masked_loss
+
+        pred = self.forward(batch["guide"], batch["source"])
+        return masked_loss(pred.float(), batch["target"], batch["valid"], kind)
+
     def fit(self, train: TileSet, val: TileSet, ctx: TrainContext) -> dict[str, float]:
         from gsr_bench.training import configure_device, train_method
 

@@ -104,6 +104,8 @@ class Protocol:
     train: Train = field(default_factory=Train)
     eval: Eval = field(default_factory=Eval)
     device: Device = field(default_factory=Device)
+    # per-method options, ``[methods.resnext] width = 0.125``: each job hashes only its own
+    methods: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -139,6 +141,15 @@ class Protocol:
             )
         if not self.seeds:
             raise ProtocolError(f"{origin}: seeds is empty")
+        from gsr_bench.data.composite import COMPOSITES
+
+        if self.data.composite not in COMPOSITES:
+            close = difflib.get_close_matches(self.data.composite, list(COMPOSITES), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ProtocolError(
+                f"{origin}: unknown data.composite {self.data.composite!r}{hint}; "
+                f"known: {', '.join(COMPOSITES)}"
+            )
 
 
 def _build(cls: type, data: Mapping[str, Any], origin: str, prefix: str) -> Any:
@@ -165,7 +176,14 @@ def _build(cls: type, data: Mapping[str, Any], origin: str, prefix: str) -> Any:
 
 
 def _check_type(value: Any, hint: Any, origin: str, dotted: str) -> Any:
+    if hint is Any:
+        return value
     origin_t = typing.get_origin(hint)
+    if origin_t is dict:
+        _, value_t = typing.get_args(hint)
+        if not isinstance(value, Mapping):
+            raise ProtocolError(f"{origin}: {dotted!r} must be a table")
+        return {str(k): _check_type(v, value_t, origin, f"{dotted}.{k}") for k, v in value.items()}
     if origin_t is list:
         (item_t,) = typing.get_args(hint)
         if not isinstance(value, list):

@@ -58,7 +58,8 @@ class Job:
                 "version": self.dataset.version,
                 "options": dict(self.dataset_options),
             },
-            "protocol": self.protocol.to_dict(),
+            # other methods' options are left out: changing them must not invalidate this job
+            "protocol": {k: v for k, v in self.protocol.to_dict().items() if k != "methods"},
             "seed": self.seed,
         }
 
@@ -87,7 +88,7 @@ def plan_jobs(
             use = m.overrides and protocol.train.method_overrides
             proto = protocol.with_overrides(m.overrides, f"method {m.name!r} overrides") if use else protocol
             for seed in seeds if seeds is not None else proto.seeds:
-                jobs.append(Job(m, d, proto, int(seed), {}, described))
+                jobs.append(Job(m, d, proto, int(seed), dict(proto.methods.get(m.name, {})), described))
     return jobs
 
 

@@ -218,8 +218,7 @@ def train_method(method: TorchMethod, train: TileSet, val: TileSet, ctx: TrainCo
         if memory_format is not None:
             batch["guide"] = batch["guide"].contiguous(memory_format=memory_format)
         with _autocast(ctx):
-            pred = method.forward(batch["guide"], batch["source"])
-        loss = masked_loss(pred.float(), batch["target"], batch["valid"], cfg.loss)
+            loss = method.training_loss(batch, cfg.loss)
         if not torch.isfinite(loss):
             raise TrainingError(f"loss is {loss.item()} at step {step}: training stopped")
         opt.zero_grad(set_to_none=True)

@@ -13,7 +13,7 @@ def test_builtin_protocols_load_and_are_versioned() -> None:
         assert p.version
         assert p.task.crop % p.task.scale == 0
     assert names["smoke"].task.crop < names["quick"].task.crop
-    assert names["quick"].seeds == [0, 1, 2]
+    assert names["quick"].seeds == [0, 1]
 
 
 def test_unknown_key_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
@@ -52,3 +52,29 @@ def test_overrides_change_fingerprint_and_reject_unknown_keys() -> None:
     assert tuned.fingerprint() != quick.fingerprint()
     with pytest.raises(ProtocolError, match=r"unknown protocol key 'train\.lrr'"):
         quick.with_overrides({"train.lrr": 1e-4})
+
+
+def test_method_options_reach_only_their_own_job() -> None:
+    from gsr_bench.plugins import PluginManager
+    from gsr_bench.runner import plan_jobs
+
+    manager = PluginManager()
+    quick = load_protocol("quick")
+    assert quick.methods["resnext"] == {"width": 0.03125, "cardinality": 4}
+    wider = quick.with_overrides({"methods": {"resnext": {"width": 0.25}}})
+    names, data = ["msg", "resnext"], ["biomassters-synthetic"]
+    before = {j.method.name: j for j in plan_jobs(manager, names, data, quick)}
+    after = {j.method.name: j for j in plan_jobs(manager, names, data, wider)}
+    assert before["msg"].key == after["msg"].key and before["msg"].method_options == {}
+    assert before["resnext"].key != after["resnext"].key
+    assert after["resnext"].config()["method"]["options"] == {"width": 0.25}
+
+
+def test_unknown_composite_and_bad_method_table(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text('name = "p"\nversion = "1"\n[data]\ncomposite = "seasonl"\n')
+    with pytest.raises(ProtocolError, match="did you mean 'seasonal'"):
+        load_protocol(path)
+    path.write_text('name = "p"\nversion = "1"\nmethods = 3\n')
+    with pytest.raises(ProtocolError, match="'methods' must be a table"):
+        load_protocol(path)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 import time
 from pathlib import Path
 
+import h5py
 import pytest
 import torch
 
 from gsr_bench import MethodSpec, hookimpl
 from gsr_bench.cli import main
+from gsr_bench.data.composite import COMPOSITES
 from gsr_bench.method import Method
 from gsr_bench.plugins import PluginManager
 from gsr_bench.tracking import Tracker
@@ -207,3 +211,26 @@ def test_project_to_source_reports_raw_and_projected(workdir: Path) -> None:
     assert m["projected_consistency_rmse"] < 1e-3
     assert "projected_rmse" in m and m["projected_rmse"] != m["rmse"]
     assert run.data.params["protocol.eval.project_to_source"] == "True"
+
+
+def test_seasonal_guide_reaches_the_regression_methods(workdir: Path) -> None:
+    """A protocol naming another composite: prepared once, its channel names travel to the methods."""
+    protocol = workdir / "seasonal.toml"
+    text = (Path(__file__).parents[1] / "gsr_bench" / "protocols" / "smoke.toml").read_text()
+    protocol.write_text(
+        text.replace('name = "smoke"', 'name = "smoke-seasonal"').replace("leafon-median", "seasonal")
+    )
+    args = ["run", "-m", "resnext", "-m", "unet", "-m", "bicubic", "--protocol", str(protocol), "-q"]
+    assert main(args) == 0
+    runs = {r.data.tags["method"]: r for r in Tracker(workdir / "results").runs()}
+    assert {r.info.status for r in runs.values()} == {"FINISHED"}
+    resnext = runs["resnext"].data.params
+    assert resnext["method.options.width"] == "0.03125"
+    assert resnext["chosen.stage_widths"] == "[8, 16, 32, 64]"
+    assert "method.options.width" not in runs["unet"].data.params
+    assert runs["unet"].data.params["chosen.encoder"] == "resnet34"
+    channels = set()
+    for path in Path(os.environ["GSR_BENCH_CACHE"]).glob("prepared/*/train.h5"):
+        with h5py.File(path, "r") as f:
+            channels.add(tuple(json.loads(f.attrs["guide_channels"])))
+    assert COMPOSITES["seasonal"][1] in channels

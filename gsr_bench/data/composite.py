@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gsr_bench.data.biomassters import CLP_INVALID, LEAF_ON_MONTHS, S1_BANDS, S2_BANDS, RawChip
+from gsr_bench.data.biomassters import CLP_INVALID, LEAF_ON_MONTHS, MONTHS, S1_BANDS, S2_BANDS, RawChip
+from gsr_bench.data.channels import MASK_PREFIX
 from gsr_bench.errors import GsrBenchError
 
 CLOUDY = 50.0
@@ -65,8 +66,64 @@ def leafon_median(chip: RawChip) -> Composite:
     return Composite(np.concatenate([s2, s1]).astype(np.float32), fallback)
 
 
+# BioMassters months run from September (index 0) to August (11)
+SEASONS = {"autumn": (0, 1, 2), "winter": (3, 4, 5), "spring": (6, 7, 8), "summer": (9, 10, 11)}
+MONTH_LABELS = tuple(m[:3] for m in MONTHS)
+
+
+def _clear_s2(chip: RawChip) -> np.ndarray:
+    """``[12, 10, H, W]`` S2 with cloudy, invalid and absent observations set to NaN."""
+    s2 = chip.s2.astype(np.float32, copy=True)
+    s2[np.broadcast_to(_cloud_mask(chip.clp)[:, None], s2.shape)] = np.nan
+    return s2
+
+
+def _any_s2(chip: RawChip) -> int:
+    return -1 if chip.s2_present.any() else -2
+
+
+def seasonal(chip: RawChip) -> Composite:
+    """Per season (autumn, winter, spring, summer): the median of clear S2 observations and the
+    mean of S1; NaN where a season has no observation of that pixel."""
+    s2 = _clear_s2(chip)
+    parts = []
+    for months in SEASONS.values():
+        parts.append(_nan_reduce(np.nanmedian, s2[list(months)]))
+        parts.append(_nan_reduce(np.nanmean, chip.s1[list(months)]))
+    return Composite(np.concatenate(parts).astype(np.float32), _any_s2(chip))
+
+
+def monthly(chip: RawChip) -> Composite:
+    """All 12 months, S2 (cloudy pixels NaN) then S1 each month, then two availability masks per
+    month: clear S2 and present S1 (1 or 0), for methods that model time."""
+    s2 = _clear_s2(chip)
+    parts = []
+    for m in range(12):
+        parts.extend([s2[m], chip.s1[m]])
+    clear = np.isfinite(s2).all(axis=1)
+    present = np.isfinite(chip.s1).all(axis=1)
+    parts.extend([clear.astype(np.float32), present.astype(np.float32)])
+    return Composite(np.concatenate(parts).astype(np.float32), _any_s2(chip))
+
+
+def _names(bands: tuple[str, ...], period: str) -> tuple[str, ...]:
+    return tuple(f"{b}@{period}" for b in bands)
+
+
 COMPOSITES: dict[str, tuple[Callable[[RawChip], Composite], tuple[str, ...]]] = {
     "leafon-median": (leafon_median, (*S2_BANDS, *S1_BANDS)),
+    "seasonal": (
+        seasonal,
+        tuple(c for season in SEASONS for c in _names((*S2_BANDS, *S1_BANDS), season)),
+    ),
+    "monthly": (
+        monthly,
+        (
+            *(c for month in MONTH_LABELS for c in _names((*S2_BANDS, *S1_BANDS), month)),
+            *(f"{MASK_PREFIX}S2@{m}" for m in MONTH_LABELS),
+            *(f"{MASK_PREFIX}S1@{m}" for m in MONTH_LABELS),
+        ),
+    ),
 }
 
 

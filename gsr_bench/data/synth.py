@@ -33,7 +33,7 @@ from gsr_bench.data.biomassters import MONTHS
 from gsr_bench.data.tiff import posix_cksum, write_tiff
 from gsr_bench.parallel import Partial, default_workers, ordered_map
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 SIZE = 256
 
 FIELD, WATER, BOG, ROAD, CUT, FOREST = range(6)
@@ -135,42 +135,88 @@ def simulate_chip(rng: np.random.Generator, size: int = SIZE) -> SyntheticChip:
     species = species_s[stand]
     roads = _roads(rng, size)
     cover[roads] = ROAD
-    # Canopy texture: crowns and gaps at 10-30 m, denser patches at ~100 m, gaps to bare ground.
-    tex = 0.21 * smooth_noise(rng, size, 2.5) + 0.21 * smooth_noise(rng, size, 9)
-    texture = np.exp(tex - 0.5 * (0.21**2 + 0.21**2))
-    gaps = smooth_noise(rng, size, 3) > 2.1
+    # Canopy texture at 10-30 m and ~100 m. Cover (crowns and gaps) is what a 10 m image sees;
+    # height, most of biomass, is not: the two textures are only partly correlated.
+    cover_tex = 0.22 * smooth_noise(rng, size, 2.5) + 0.18 * smooth_noise(rng, size, 9)
+    hidden = smooth_noise(rng, size, 3.5)
+    height_tex = 0.30 * (0.45 * cover_tex / 0.285 + 0.89 * hidden)
+    texture = np.exp(cover_tex + height_tex - 0.5 * (0.285**2 + 0.30**2))
+    gaps = smooth_noise(rng, size, 3) > 1.9
     agb = stand_agb[stand].astype(np.float32) * texture
-    agb[np.isin(cover, [FIELD, WATER, ROAD])] = 0.0
-    agb[gaps & (cover == FOREST)] *= 0.15
+    seen = stand_agb[stand].astype(np.float32) * np.exp(cover_tex - 0.5 * 0.285**2)
+    for a in (agb, seen):
+        a[np.isin(cover, [FIELD, WATER, ROAD])] = 0.0
+        a[gaps & (cover == FOREST)] *= 0.15
     # Stand edges: a soft transition over ~20 m, as crowns overhang neighbours.
     forested = np.isin(cover, [FOREST, BOG, CUT])
     agb = np.where(forested, ndimage.gaussian_filter(agb, 0.7), 0.0)
     agb = np.clip(agb, 0, 600).astype(np.float32)
-
-    basis = _s2_basis(agb, cover, species)
+    seen = np.where(forested, ndimage.gaussian_filter(seen, 0.7), 0.0).astype(np.float32)
+    # The LiDAR survey and the images are years apart: some stands were cut or thinned in
+    # between, so the images show what the label no longer (or not yet) holds.
+    changed = rng.random(n) < 0.05
+    seen = np.where(changed[stand] & (cover == FOREST), seen * rng.uniform(0.0, 0.4, n)[stand], seen)
+    seen = seen.astype(np.float32)
+    # Persistent per-stand nuisance: site type, understory and species mixture.
+    mix = rng.beta(0.6, 0.6, (n, 3)).astype(np.float32)
+    basis = _s2_basis(seen, cover, species, mix[:, 0][stand], rng.lognormal(0, 0.10, (3, n))[:, stand])
+    # Image-to-label registration: one offset per chip plus a small one per month.
+    offset = rng.normal(0, 0.6, 2)
+    green_shift = rng.normal(0, 0.12, n).astype(np.float32)[stand]
     s2 = {
-        m: _s2_month(rng, m, basis, agb, cover, stand, n) for m in range(12) if rng.random() < S2_PRESENT[m]
+        m: _s2_month(rng, m, basis, seen, cover, stand, n, offset, green_shift)
+        for m in range(12)
+        if rng.random() < S2_PRESENT[m]
     }
-    s1 = {m: _s1_month(rng, m, agb, cover) for m in range(12) if rng.random() < S1_PRESENT}
+    roughness = rng.normal(0, 1.5, n).astype(np.float32)[stand]
+    rain = (smooth_noise(rng, size, 30), smooth_noise(rng, size, 30))
+    s1 = {
+        m: _s1_month(rng, m, seen, cover, offset, roughness, rain)
+        for m in range(12)
+        if rng.random() < S1_PRESENT
+    }
     return SyntheticChip(agb, s1, s2)
+
+
+def _shift(image: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """Sub-pixel shift of the last two axes by up to 3 pixels (bilinear, edges repeated).
+
+    Slices of an edge-padded copy: ten times faster than ``ndimage.shift`` for a whole stack.
+    """
+    dy, dx = np.clip(offset, -3, 3)
+    h, w = image.shape[-2:]
+    pad = 4
+    lead = [(0, 0)] * (image.ndim - 2)
+    padded = np.pad(image, [*lead, (pad, pad), (pad, pad)], mode="edge")
+    y0, x0 = int(np.floor(-dy)), int(np.floor(-dx))
+    fy, fx = np.float32(-dy - y0), np.float32(-dx - x0)
+
+    def at(oy: int, ox: int) -> np.ndarray:
+        return padded[..., pad + oy : pad + oy + h, pad + ox : pad + ox + w]
+
+    top = (1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1)
+    bottom = (1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1)
+    return ((1 - fy) * top + fy * bottom).astype(np.float32)
 
 
 def _spectrum(name: str) -> np.ndarray:
     return np.asarray(SPECTRA[name], np.float32)[:, None, None]
 
 
-def _s2_basis(agb: np.ndarray, cover: np.ndarray, species: np.ndarray) -> tuple[np.ndarray, ...]:
+def _s2_basis(
+    agb: np.ndarray, cover: np.ndarray, species: np.ndarray, mix: np.ndarray, site: np.ndarray
+) -> tuple[np.ndarray, ...]:
     """Leaf-off reflectance ``P``, its leaf-on change ``Q`` and the illumination weight.
 
     Every month's reflectance is ``(P + green * Q) * (1 - w + w * illumination)``: computing the
     per-pixel spectra once per chip keeps a chip well under a second.
     """
-    sat = (1 - np.exp(-agb / 70.0)).astype(np.float32)  # canopy closure: saturates past ~200 Mg/ha
-    con = np.moveaxis(
-        np.stack([np.asarray(SPECTRA[s], np.float32) for s in ("pine", "spruce", "birch")])[species],
-        -1,
-        0,
-    )
+    sat = (1 - np.exp(-agb / 45.0)).astype(np.float32)  # canopy closure: saturates past ~150 Mg/ha
+    table = np.stack([np.asarray(SPECTRA[s], np.float32) for s in ("pine", "spruce", "birch")])
+    # mixed stands: the main species blended with a random other one
+    other = table[(species + 1 + (mix > 0.5)) % 3]
+    con = np.moveaxis((1 - 0.5 * mix[..., None]) * table[species] + 0.5 * mix[..., None] * other, -1, 0)
+    con = con * site[[0, 0, 0, 1, 1, 1, 1, 1, 2, 2]]
     low, soil = _spectrum("low"), _spectrum("soil")
     # Deciduous canopies lose their leaves (dormancy 0 + green); conifers only dull in winter.
     d0 = np.where(species == BIRCH, 0.0, 0.75).astype(np.float32)
@@ -199,10 +245,13 @@ def _s2_month(
     cover: np.ndarray,
     stand: np.ndarray,
     n: int,
+    offset: np.ndarray,
+    green_shift: np.ndarray,
 ) -> np.ndarray:
     size = agb.shape[0]
     p, q, shade = basis
-    refl = (p + np.float32(GREEN[m]) * q) * (1 - shade + shade * np.float32(ILLUM[m]))
+    green = np.clip(np.float32(GREEN[m]) + green_shift * (GREEN[m] * (1 - GREEN[m]) > 0), 0, 1)
+    refl = (p + green[None] * q) * (1 - shade + shade * np.float32(ILLUM[m]))
     # Stand-level and pixel-level variation that biomass does not explain.
     stand_gain = rng.lognormal(0, 0.09, (3, n)).astype(np.float32)[:, stand]
     refl = refl * stand_gain[[0, 0, 0, 1, 1, 1, 1, 1, 2, 2]]
@@ -222,6 +271,10 @@ def _s2_month(
     shadow = np.roll(alpha, tuple(int(s) for s in shift), axis=(0, 1)) * (1 - alpha)
     refl = refl * (1 - 0.55 * shadow)[None]
     refl = refl + alpha[None] * (_spectrum("cloud") * rng.uniform(0.8, 1.4) - refl)
+    if rng.random() < 0.35:  # thin haze the cloud mask misses: brighter, flatter visible bands
+        haze = np.clip(rng.uniform(0.02, 0.07) * (1 + 0.5 * smooth_noise(rng, size, 60)), 0, None)
+        refl = refl + haze[None] * np.linspace(1.0, 0.1, 10, dtype=np.float32)[:, None, None]
+    refl = _shift(refl, offset + rng.normal(0, 0.3, 2))
     clp = np.clip(
         100 * np.clip((field_c - threshold + 0.5) / 0.9, 0, 1)
         + 6 * rng.standard_normal((size, size), np.float32),
@@ -238,16 +291,27 @@ def _s2_month(
     return out
 
 
-def _s1_month(rng: np.random.Generator, m: int, agb: np.ndarray, cover: np.ndarray) -> np.ndarray:
+def _s1_month(
+    rng: np.random.Generator,
+    m: int,
+    agb: np.ndarray,
+    cover: np.ndarray,
+    offset: np.ndarray,
+    roughness: np.ndarray,
+    rain: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """C-band backscatter: a dynamic range of only 2-4 dB between clear-cut and closed forest,
+    saturating near 50-100 Mg/ha; soil moisture, surface roughness and frozen ground compete."""
     size = agb.shape[0]
-    sat = 1 - np.exp(-agb / 55.0)  # saturates near 100-150 Mg/ha
+    sat = 1 - np.exp(-agb / 40.0)
     frozen = FROZEN[m]
     moisture = rng.normal(0, 0.8)
-    vv = -12.9 + 6.0 * sat - 1.8 * frozen
-    vh = -20.6 + 9.0 * sat - 1.5 * frozen
+    wetness = 0.8 * (rng.normal() * rain[0] + rng.normal() * rain[1])  # rain cells, drying soils
+    vv = -11.3 + 2.2 * sat - 1.8 * frozen + (1 - sat) * (0.6 * roughness + moisture + wetness)
+    vh = -18.0 + 4.0 * sat - 1.5 * frozen + (1 - sat) * (0.4 * roughness + 0.6 * moisture + 0.6 * wetness)
     open_land = np.isin(cover, [FIELD, ROAD])
-    vv = np.where(open_land, -10.0 + moisture - 3.0 * frozen, vv)
-    vh = np.where(open_land, -19.0 + moisture - 2.5 * frozen, vh)
+    vv = np.where(open_land, -10.5 + roughness + moisture + wetness - 3.0 * frozen, vv)
+    vh = np.where(open_land, -18.5 + roughness + moisture + wetness - 2.5 * frozen, vh)
     wet = cover == BOG
     vv = np.where(wet, -12.5 + moisture - 2.0 * frozen + 2.0 * sat, vv)
     vh = np.where(wet, -20.0 + moisture - 1.5 * frozen + 3.0 * sat, vh)
@@ -255,9 +319,10 @@ def _s1_month(rng: np.random.Generator, m: int, agb: np.ndarray, cover: np.ndarr
     vv = np.where(water, -21.0 + 4.0 * frozen + rng.normal(0, 1.5), vv)
     vh = np.where(water, -27.5 + 2.0 * frozen + rng.normal(0, 1.0), vh)
     terrain = 0.8 * smooth_noise(rng, size, 20)
+    vv, vh = _shift(np.stack([vv, vh]), offset + rng.normal(0, 0.3, 2))
     bands = []
-    for base, offset in ((vv, 0.0), (vh, 0.0), (vv, -0.5), (vh, -0.5)):
-        linear = 10 ** ((base + offset + terrain) / 10)
+    for base, pass_offset in ((vv, 0.0), (vh, 0.0), (vv, -0.5), (vh, -0.5)):
+        linear = 10 ** ((base + pass_offset + terrain) / 10)
         looks = 4.4  # equivalent number of looks of the multilooked GRD product
         speckle = rng.standard_gamma(looks, (size, size), np.float32) / looks
         bands.append(10 * np.log10(linear * speckle))

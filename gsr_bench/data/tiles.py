@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from gsr_bench.data.channels import rgb_indices
 from gsr_bench.data.prepare import block_mean, read_prepared_attrs
 from gsr_bench.errors import DataError
 from gsr_bench.protocol import Degradation
@@ -38,7 +39,7 @@ class DatasetInfo:
     target_mean: float
     target_std: float
     units: str = "Mg/ha"
-    rgb_channels: tuple[int, int, int] = (2, 1, 0)  # B4, B3, B2 of the default composite
+    rgb_channels: tuple[int, int, int] = (2, 1, 0)  # B4, B3, B2, found by name in open_prepared
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -154,15 +155,17 @@ def open_prepared(
         raise DataError(f"{train_h5}: prepared at crop {attrs['crop']}, smaller than the protocol's {crop}")
     if attrs["guide_channels"] != test_attrs["guide_channels"]:
         raise DataError(f"{test_h5}: guide channels differ from {train_h5}")
+    channels = tuple(json.loads(attrs["guide_channels"]))
     info = DatasetInfo(
         name=name,
-        guide_channels=tuple(json.loads(attrs["guide_channels"])),
+        guide_channels=channels,
         scale=scale,
         data_range=data_range,
         bins=bins,
         revision=revision,
         target_mean=float(attrs["target_mean"]),
         target_std=float(attrs["target_std"]),
+        rgb_channels=rgb_indices(channels),
     )
     with h5py.File(train_h5, "r") as f:
         is_val = f["is_val"][:]
