@@ -1,10 +1,10 @@
-"""GPU check for the learned methods (issue 3): a short CUDA training run of ``msg`` and ``fdsr``
-on synthetic BioMassters, then inference throughput at 250 x 250, batch 32, fp32 and bf16,
-after warm-up and synchronized. Meant to take a few minutes on one GPU::
+"""GPU check for the learned methods: a short CUDA training run of each on synthetic BioMassters
+(the quick protocol, ResNeXt at the paper's full width), then inference throughput at 250 x 250,
+fp32 and bf16, after warm-up and synchronized. Meant to take a few minutes on one GPU::
 
     python scripts/gpu_check.py --steps 300 --out gpu_check.json
 
-GSR4B reports 53.2 Mpix/s for MSG and 240.8 for FDSR on its GPU.
+GSR4B's Mpix/s on its GPU: MSG 53.2, FDSR 240.8, MSG^ng 116.8, U-Net 19.0, ResNeXt 0.8.
 """
 
 from __future__ import annotations
@@ -40,29 +40,32 @@ def throughput(method, device: torch.device, bf16: bool, batch: int = 32, iters:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--methods", nargs="+", default=["msg", "fdsr"])
+    parser.add_argument("--methods", nargs="+", default=["msg", "msg-ng", "fdsr", "unet", "resnext"])
     parser.add_argument("--out", default="gpu_check.json")
     args = parser.parse_args()
     assert torch.cuda.is_available(), "no CUDA device"
     device = torch.device("cuda")
     pm = get_plugin_manager()
     protocol = load_protocol("quick").with_overrides({"train.steps": args.steps, "train.val_every": 100})
+    full_width = {"resnext": {"width": 1.0, "cardinality": 32}}
     adapter = pm.datasets.get("biomassters-synthetic").create()
     cache = Path(tempfile.mkdtemp(prefix="gsr-bench-gpu-"))
     splits = adapter.load(protocol, cache, progress=True, workers=8)
     report: dict[str, object] = {"device": torch.cuda.get_device_name(device), "torch": torch.__version__}
     for name in args.methods:
         torch.manual_seed(0)
-        method = pm.methods.get(name).create(task_info(splits, protocol.task.crop)).to(device)
+        options = full_width.get(name, protocol.methods.get(name, {}))
+        method = pm.methods.get(name).create(task_info(splits, protocol.task.crop), **options).to(device)
+        batch = 4 if name == "resnext" else 32  # 24 M weights at every pixel: keep a call short
         ctx = TrainContext(protocol.train, 0, device, f"gpu-check-{name}", None, True, protocol.device)
         fit = method.fit(splits.train, splits.val, ctx)
-        metrics, _ = evaluate(method, splits.test, 32, device, protocol.eval.bins)
+        metrics, _ = evaluate(method, splits.test, batch, device, protocol.eval.bins)
         report[name] = {
             "train": fit,
             "test_rmse": metrics["rmse"],
             "eval_mpix_s": metrics["throughput_mpix_s"],
-            "mpix_s_fp32": throughput(method, device, bf16=False),
-            "mpix_s_bf16": throughput(method, device, bf16=True),
+            "mpix_s_fp32": throughput(method, device, bf16=False, batch=batch),
+            "mpix_s_bf16": throughput(method, device, bf16=True, batch=batch),
             "params": method.num_parameters(),
         }
         print(name, json.dumps(report[name], indent=1, default=float))
