@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -199,6 +200,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         protocol = protocol.with_overrides({"eval.project_to_source": True}, "--project-to-source")
     options = {"biomassters": {"root": args.root}} if args.root else {}
     jobs = plan_jobs(pm, methods, datasets, protocol, args.seeds, options)
+    if args.ddp:
+        from gsr_bench import distributed
+        from gsr_bench.runner import CACHE_ENV, follow
+
+        if args.executor != "local":
+            raise GsrBenchError("--ddp trains each job over torchrun's processes; it needs --executor local")
+        device = distributed.init(args.device)
+        args.device = str(device)
+        if not distributed.is_main():
+            results_dir = Path(args.results)
+            cache = Path(os.environ.get(CACHE_ENV) or results_dir / "cache")
+            follow(pm, jobs, cache, results_dir / "checkpoints", device)
+            return 0
     with exclusive(Path(args.results)):
         tracker = _tracker(args)
         runner = Runner(
@@ -411,6 +425,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ray-address", help="Ray cluster address (ray://host:10001, auto); default: a local Ray")
     p.add_argument("--force", action="store_true", help="rerun finished jobs")
+    p.add_argument(
+        "--ddp",
+        action="store_true",
+        help="train each job data-parallel over the processes torchrun starts "
+        "(torchrun --nproc-per-node N -m gsr_bench run ... --ddp)",
+    )
     p.add_argument(
         "--project-to-source",
         action="store_true",

@@ -70,15 +70,21 @@ def _lower_bound(name: str) -> float:
     return float(name.removeprefix("gt")) + 0.5 if name.startswith("gt") else float(name.split("-")[0])
 
 
+FAMILY_STYLES = {"gsr": ("-", "o"), "sr": ("--", "s"), "regression": (":", "^")}
+
+
 def error_by_bin(table: pd.DataFrame, path: Path) -> None:
-    """RMSE and bias per biomass bin, one line per method."""
+    """RMSE and mean signed error (bias) per biomass bin, one line per method, styled by family."""
     names = _bins(table)
     order = sorted(names, key=_lower_bound)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     x = np.arange(len(order))
     for _, r in table.iterrows():
-        ax1.plot(x, [r[f"rmse_bin_{b}_mean"] for b in order], marker="o", label=r["method"])
-        ax2.plot(x, [r[f"bias_bin_{b}_mean"] for b in order], marker="o", label=r["method"])
+        # the family in the line style: where regression saturates shows as dotted lines diving
+        style = FAMILY_STYLES.get(str(r.get("family", "")), ("-", "o"))
+        kw = {"linestyle": style[0], "marker": style[1], "label": f"{r['method']} ({r.get('family', '')})"}
+        ax1.plot(x, [r[f"rmse_bin_{b}_mean"] for b in order], **kw)
+        ax2.plot(x, [r[f"bias_bin_{b}_mean"] for b in order], **kw)
     labels = [b.replace("gt", ">") for b in order]
     for ax, name in ((ax1, "RMSE (Mg/ha)"), (ax2, "bias, prediction − target (Mg/ha)")):
         ax.set_xticks(x, labels)
@@ -86,7 +92,7 @@ def error_by_bin(table: pd.DataFrame, path: Path) -> None:
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
     ax2.axhline(0, color="k", lw=0.8)
-    ax1.legend(fontsize=8)
+    ax2.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

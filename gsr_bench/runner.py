@@ -163,11 +163,15 @@ class Runner:
     def run(self, jobs: Sequence[Job]) -> list[JobResult]:
         from tqdm.auto import tqdm
 
+        from gsr_bench import distributed
+
         todo, results = self.pending(jobs)
+        distributed.broadcast([j.key for j in todo])  # DDP: the other ranks train the same jobs
         if not todo:
             return results
         for job in todo:  # data problems are the user's to fix: stop before any run is created
             self.splits(job)
+        distributed.barrier()  # DDP: the data is prepared before the other ranks read it
         if self.executor == "ray":
             return results + self.run_ray(todo, self.ray_address)
         bar = tqdm(todo, unit="job", desc="jobs", disable=not self.progress, dynamic_ncols=True)
@@ -197,6 +201,7 @@ class Runner:
             "packages": json.dumps(package_versions(), sort_keys=True),
             "device": device_name(device),
             "dataset_revision": self.splits(job).info.revision,
+            "ddp_world_size": str(_world_size()),
         }
 
     def run_one(self, job: Job) -> JobResult:
@@ -278,6 +283,34 @@ class Runner:
         if r.artifacts is not None:
             for path in sorted(r.artifacts.iterdir()):
                 self.tracker.log_artifact(r.run_id, path)
+
+
+def _world_size() -> int:
+    from gsr_bench import distributed
+
+    return distributed.world()[1]
+
+
+def follow(
+    manager: PluginManager, jobs: Sequence[Job], cache_dir: Path, checkpoints: Path, device: Any
+) -> None:
+    """A DDP rank other than 0: trains (and evaluates, unlogged) the jobs rank 0 announces."""
+    from gsr_bench import distributed
+
+    by_key = {j.key: j for j in jobs}
+    keys: list[str] = distributed.broadcast(None)
+    if not keys:
+        return
+    distributed.barrier()
+    for key in keys:
+        job = by_key[key]
+        options = {k: v for k, v in job.dataset_options.items() if v is not None}
+        splits = job.dataset.create(**options).load(job.protocol, cache_dir, progress=False, workers=1)
+        workdir = Path(tempfile.mkdtemp(prefix="gsr-bench-ddp-"))
+        try:
+            execute_job(job, splits, device, workdir, checkpoints, False, manager)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def execute_job(

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from gsr_bench import distributed
 from gsr_bench.data.tiles import TileSet
 from gsr_bench.errors import GsrBenchError
 from gsr_bench.method import TorchMethod
@@ -176,11 +177,31 @@ def train_method(method: TorchMethod, train: TileSet, val: TileSet, ctx: TrainCo
     data-order and torch RNG states, step, best weights) is saved every ``checkpoint_every``
     steps; a run started again resumes from it and ends exactly as an uninterrupted run would.
     """
-    cfg = ctx.train
     seed_everything(ctx.seed)
     gen = torch.Generator().manual_seed(ctx.seed)  # the data order: crops, flips, rotations
     net = method.net
     net.to(ctx.device)
+    rank, world = distributed.world()
+    if world > 1:  # forward goes through the wrapper (gradients averaged); states stay the module's
+        method.net = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
+        )
+    try:
+        return _train(method, net, gen, train, val, ctx, rank)
+    finally:
+        method.net = net
+
+
+def _train(
+    method: TorchMethod,
+    net: torch.nn.Module,
+    gen: torch.Generator,
+    train: TileSet,
+    val: TileSet,
+    ctx: TrainContext,
+    rank: int,
+) -> dict[str, float]:
+    cfg = ctx.train
     opt = _optimizer(cfg, net.parameters())
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
     step, best_rmse, best_state, elapsed = 0, math.inf, copy.deepcopy(net.state_dict()), 0.0
@@ -205,7 +226,7 @@ def train_method(method: TorchMethod, train: TileSet, val: TileSet, ctx: TrainCo
         initial=step,
         desc=f"train {getattr(method.spec, 'name', '')}",
         unit="step",
-        disable=not ctx.progress,
+        disable=not ctx.progress or rank != 0,
         dynamic_ncols=True,
         leave=False,
     )
@@ -214,7 +235,7 @@ def train_method(method: TorchMethod, train: TileSet, val: TileSet, ctx: TrainCo
     while step < cfg.steps:
         net.train()
         batch = random_patches(train, cfg.batch_size, cfg.patch_size, scale, cfg.augment, gen)
-        batch = {k: v.to(ctx.device) for k, v in batch.items()}
+        batch = {k: v.to(ctx.device) for k, v in distributed.shard(batch).items()}
         if memory_format is not None:
             batch["guide"] = batch["guide"].contiguous(memory_format=memory_format)
         with _autocast(ctx):
@@ -226,12 +247,12 @@ def train_method(method: TorchMethod, train: TileSet, val: TileSet, ctx: TrainCo
         opt.step()
         sched.step()
         step += 1
-        pixels += batch["target"].numel()
+        pixels += batch["target"].numel() * distributed.world()[1]
         if step % cfg.val_every == 0 or step == cfg.steps:
             rmse = validation_rmse(method, val)
             if rmse < best_rmse:
                 best_rmse, best_state = rmse, copy.deepcopy(net.state_dict())
-        if ckpt is not None and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+        if ckpt is not None and rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             _save(
                 ckpt,

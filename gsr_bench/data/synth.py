@@ -139,8 +139,8 @@ def simulate_chip(rng: np.random.Generator, size: int = SIZE) -> SyntheticChip:
     # height, most of biomass, is not: the two textures are only partly correlated.
     cover_tex = 0.22 * smooth_noise(rng, size, 2.5) + 0.18 * smooth_noise(rng, size, 9)
     hidden = smooth_noise(rng, size, 3.5)
-    height_tex = 0.30 * (0.45 * cover_tex / 0.285 + 0.89 * hidden)
-    texture = np.exp(cover_tex + height_tex - 0.5 * (0.285**2 + 0.30**2))
+    height_tex = 0.24 * (0.7 * cover_tex / 0.285 + 0.71 * hidden)
+    texture = np.exp(cover_tex + height_tex - 0.5 * (0.285**2 + 0.24**2))
     gaps = smooth_noise(rng, size, 3) > 1.9
     agb = stand_agb[stand].astype(np.float32) * texture
     seen = stand_agb[stand].astype(np.float32) * np.exp(cover_tex - 0.5 * 0.285**2)
@@ -161,7 +161,7 @@ def simulate_chip(rng: np.random.Generator, size: int = SIZE) -> SyntheticChip:
     mix = rng.beta(0.6, 0.6, (n, 3)).astype(np.float32)
     basis = _s2_basis(seen, cover, species, mix[:, 0][stand], rng.lognormal(0, 0.10, (3, n))[:, stand])
     # Image-to-label registration: one offset per chip plus a small one per month.
-    offset = rng.normal(0, 0.6, 2)
+    offset = rng.normal(0, 0.4, 2)
     green_shift = rng.normal(0, 0.12, n).astype(np.float32)[stand]
     s2 = {
         m: _s2_month(rng, m, basis, seen, cover, stand, n, offset, green_shift)
