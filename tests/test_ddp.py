@@ -36,7 +36,11 @@ def test_two_gloo_processes_equal_one(workdir: Path) -> None:
 def test_ddp_without_torchrun_is_a_clear_error(workdir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
     out = subprocess.run(
-        [sys.executable, "-m", "gsr_bench", *ARGS, "--ddp"], cwd=workdir, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "gsr_bench", *ARGS, "--ddp"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 2
     assert "torchrun --nproc-per-node 2" in out.stderr and "Traceback" not in out.stderr
