@@ -44,6 +44,8 @@ class MethodSpec:
         paper: reference of the method's paper.
         options: default keyword options passed to the factory (recorded with each run).
         overrides: protocol overrides the method declares, dotted keys (``{"train.lr": 1e-4}``).
+        seeded: False for a method whose output no seed can change (interpolation, a fixed
+            filter): it runs once, under the protocol's first seed, instead of once per seed.
     """
 
     name: str
@@ -54,6 +56,7 @@ class MethodSpec:
     paper: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    seeded: bool = True
     plugin: str = ""
     distribution: str = ""
 

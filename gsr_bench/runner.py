@@ -87,7 +87,8 @@ def plan_jobs(
         for m in method_specs:
             use = m.overrides and protocol.train.method_overrides
             proto = protocol.with_overrides(m.overrides, f"method {m.name!r} overrides") if use else protocol
-            for seed in seeds if seeds is not None else proto.seeds:
+            chosen = list(seeds if seeds is not None else proto.seeds)
+            for seed in chosen if m.seeded else chosen[:1]:
                 jobs.append(Job(m, d, proto, int(seed), dict(proto.methods.get(m.name, {})), described))
     return jobs
 
@@ -237,7 +238,15 @@ class Runner:
 
         started_here = not ray.is_initialized()
         if started_here:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            _check_reachable(address)
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                raise GsrBenchError(
+                    f"cannot join the Ray cluster at {address or 'a local Ray'}: {first} (a cluster "
+                    "with token authentication needs RAY_AUTH_MODE=token and its RAY_AUTH_TOKEN here)"
+                ) from None
         try:
             gpus = ray.cluster_resources().get("GPU", 0)
             remote = ray.remote(_remote_job)
@@ -283,6 +292,20 @@ class Runner:
         if r.artifacts is not None:
             for path in sorted(r.artifacts.iterdir()):
                 self.tracker.log_artifact(r.run_id, path)
+
+
+def _check_reachable(address: str | None) -> None:
+    """Fail in seconds on a ``host:port`` nobody listens on: Ray itself retries for minutes."""
+    if not address or address == "auto" or "://" in address or ":" not in address:
+        return
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=5):
+            pass
+    except (OSError, ValueError) as exc:
+        raise GsrBenchError(f"cannot reach the Ray cluster at {address}: {exc}") from None
 
 
 def _world_size() -> int:

@@ -78,3 +78,14 @@ def test_unknown_composite_and_bad_method_table(tmp_path: Path) -> None:
     path.write_text('name = "p"\nversion = "1"\nmethods = 3\n')
     with pytest.raises(ProtocolError, match="'methods' must be a table"):
         load_protocol(path)
+
+
+def test_deterministic_methods_run_once() -> None:
+    from gsr_bench.plugins import PluginManager
+    from gsr_bench.runner import plan_jobs
+
+    jobs = plan_jobs(
+        PluginManager(), ["bicubic", "jbu", "msg", "p2p"], ["biomassters-synthetic"], load_protocol("quick")
+    )
+    seeds = {m: [j.seed for j in jobs if j.method.name == m] for m in ("bicubic", "jbu", "msg", "p2p")}
+    assert seeds == {"bicubic": [0], "jbu": [0], "msg": [0, 1], "p2p": [0, 1]}

@@ -1,15 +1,23 @@
-"""The Ray executor: every job a Ray task on a local Ray of 2 CPUs, the driver alone logging."""
+"""The Ray executor: every job a Ray task, the driver alone logging; on a Ray started in-process
+(2 CPUs) and on an existing cluster started by ``ray start --head`` and reached by its address."""
 
 from __future__ import annotations
 
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from gsr_bench.cli import main
+from gsr_bench.plugins import PluginManager
 from gsr_bench.tracking import Tracker
 
-METHODS = ["nearest", "bicubic", "jbu", "guided-filter", "msg-ng", "p2p"]
+METHODS = PluginManager().methods.names()  # run --all
 
 
 def _metrics(results: Path) -> dict[str, dict[str, float]]:
@@ -18,7 +26,7 @@ def _metrics(results: Path) -> dict[str, dict[str, float]]:
 
 def test_ray_executor_matches_local(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ray = pytest.importorskip("ray", reason="the dev extra installs ray")
-    base = ["run", "--protocol", "smoke", "-q", "--no-leaderboard"] + [a for m in METHODS for a in ("-m", m)]
+    base = ["run", "--all", "--protocol", "smoke", "-q", "--no-leaderboard"]
     assert main([*base, "--results", "local"]) == 0
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
@@ -37,3 +45,57 @@ def test_ray_executor_matches_local(workdir: Path, monkeypatch: pytest.MonkeyPat
     run = next(iter(Tracker(workdir / "remote").runs()))
     assert run.data.tags["device"] == "ray:cpu"
     assert any(p.name == "tiles.npz" for p in (workdir / "remote" / "artifacts").rglob("*"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_ray_executor_on_an_existing_cluster(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A head node in its own processes, as on a real cluster, with token authentication; the CLI
+    joins it by the address ``ray start`` prints, holding the cluster's token."""
+    pytest.importorskip("ray", reason="the dev extra installs ray")
+    ray_cli = Path(sys.executable).with_name("ray")
+    token = secrets.token_hex(16)
+    for name, value in (
+        ("RAY_AUTH_MODE", "token"),
+        ("RAY_AUTH_TOKEN", token),
+        ("RAY_USAGE_STATS_ENABLED", "0"),
+    ):
+        monkeypatch.setenv(name, value)
+    start = [
+        str(ray_cli),
+        "start",
+        "--head",
+        f"--port={_free_port()}",
+        "--num-cpus=2",
+        "--include-dashboard=false",
+    ]
+    out = subprocess.run(start, check=True, capture_output=True, text=True, env=dict(os.environ), timeout=120)
+    try:
+        found = re.search(r"--address='([^']+)'", out.stdout + out.stderr)
+        assert found, out.stdout + out.stderr
+        # a process of its own, as a user's CLI: Ray reads its authentication settings at import
+        args = ["run", "-m", "bicubic", "-m", "msg-ng", "--protocol", "smoke", "-q", "--no-leaderboard"]
+        cli = [sys.executable, "-m", "gsr_bench", *args, "--executor", "ray", "--ray-address", found.group(1)]
+        run = subprocess.run(cli, capture_output=True, text=True, env=dict(os.environ), timeout=600)
+        assert run.returncode == 0, run.stderr[-3000:]
+    finally:
+        subprocess.run(
+            [str(ray_cli), "stop", "--force"], capture_output=True, env=dict(os.environ), timeout=120
+        )
+    runs = list(Tracker(workdir / "results").runs())
+    assert sorted(r.data.tags["method"] for r in runs) == ["bicubic", "msg-ng"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert {r.data.tags["device"] for r in runs} == {"ray:cpu"}
+
+
+def test_unreachable_ray_address_is_one_line(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("ray", reason="the dev extra installs ray")
+    args = ["run", "-m", "bicubic", "--protocol", "smoke", "-q", "--executor", "ray"]
+    assert main([*args, "--ray-address", f"127.0.0.1:{_free_port()}"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot reach the Ray cluster at 127.0.0.1:" in err and "Traceback" not in err
+    assert not list(Tracker(workdir / "results").runs())
