@@ -42,11 +42,22 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--methods", nargs="+", default=["msg", "msg-ng", "fdsr", "unet", "resnext"])
     parser.add_argument("--out", default="gpu_check.json")
+    parser.add_argument("--bf16", action="store_true", help="protocol device.bf16 (autocast)")
+    parser.add_argument("--channels-last", action="store_true", help="protocol device.channels_last")
+    parser.add_argument("--compile", action="store_true", help="protocol device.compile (torch.compile)")
     args = parser.parse_args()
     assert torch.cuda.is_available(), "no CUDA device"
     device = torch.device("cuda")
     pm = get_plugin_manager()
-    protocol = load_protocol("quick").with_overrides({"train.steps": args.steps, "train.val_every": 100})
+    protocol = load_protocol("quick").with_overrides(
+        {
+            "train.steps": args.steps,
+            "train.val_every": 100,
+            "device.bf16": args.bf16,
+            "device.channels_last": args.channels_last,
+            "device.compile": args.compile,
+        }
+    )
     full_width = {"resnext": {"width": 1.0, "cardinality": 32}}
     adapter = pm.datasets.get("biomassters-synthetic").create()
     cache = Path(tempfile.mkdtemp(prefix="gsr-bench-gpu-"))
