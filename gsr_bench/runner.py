@@ -150,15 +150,9 @@ class Runner:
         return todo, skipped
 
     def splits(self, job: Job) -> Any:
-        key = json.dumps(
-            [job.dataset.name, dict(job.dataset_options), job.protocol.fingerprint()],
-            sort_keys=True,
-            default=str,
-        )
+        key = _data_key(job)
         if key not in self._splits:
-            options = {k: v for k, v in job.dataset_options.items() if v is not None}
-            adapter = job.dataset.create(**options)
-            self._splits[key] = adapter.load(job.protocol, self.cache_dir, progress=self.progress)
+            self._splits[key] = _load_splits(job, self.cache_dir, self.progress, workers=None)
         return self._splits[key]
 
     def run(self, jobs: Sequence[Job]) -> list[JobResult]:
@@ -308,6 +302,19 @@ def _check_reachable(address: str | None) -> None:
         raise GsrBenchError(f"cannot reach the Ray cluster at {address}: {exc}") from None
 
 
+def _data_key(job: Job) -> str:
+    """Jobs with equal keys read the same tiles."""
+    return json.dumps(
+        [job.dataset.name, dict(job.dataset_options), job.protocol.fingerprint()], sort_keys=True, default=str
+    )
+
+
+def _load_splits(job: Job, cache_dir: Path, progress: bool = False, workers: int | None = 1) -> Any:
+    """The job's tiles; Ray workers and DDP ranks (the defaults) prepare nothing in parallel."""
+    options = {k: v for k, v in job.dataset_options.items() if v is not None}
+    return job.dataset.create(**options).load(job.protocol, cache_dir, progress=progress, workers=workers)
+
+
 def _world_size() -> int:
     from gsr_bench import distributed
 
@@ -325,10 +332,13 @@ def follow(
     if not keys:
         return
     distributed.barrier()
+    loaded: dict[str, Any] = {}
     for key in keys:
         job = by_key[key]
-        options = {k: v for k, v in job.dataset_options.items() if v is not None}
-        splits = job.dataset.create(**options).load(job.protocol, cache_dir, progress=False, workers=1)
+        data_key = _data_key(job)
+        if data_key not in loaded:
+            loaded[data_key] = _load_splits(job, cache_dir)
+        splits = loaded[data_key]
         workdir = Path(tempfile.mkdtemp(prefix="gsr-bench-ddp-"))
         try:
             execute_job(job, splits, device, workdir, checkpoints, False, manager)
@@ -368,8 +378,7 @@ def _remote_job(
     """A job in a Ray worker: everything but MLflow; the artifacts travel back as bytes."""
     import torch
 
-    options = {k: v for k, v in job.dataset_options.items() if v is not None}
-    splits = job.dataset.create(**options).load(job.protocol, cache_dir, progress=False, workers=1)
+    splits = _load_splits(job, cache_dir)
     workdir = Path(tempfile.mkdtemp(prefix="gsr-bench-ray-"))
     try:
         result = execute_job(job, splits, torch.device(device), workdir, checkpoints, False, None)

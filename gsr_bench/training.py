@@ -187,7 +187,7 @@ def train_method(method: TorchMethod, train: TileSet, val: TileSet, ctx: TrainCo
             net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
         )
     try:
-        return _train(method, net, gen, train, val, ctx, rank)
+        return _train(method, net, gen, train, val, ctx, rank, world)
     finally:
         method.net = net
 
@@ -200,6 +200,7 @@ def _train(
     val: TileSet,
     ctx: TrainContext,
     rank: int,
+    world: int,
 ) -> dict[str, float]:
     cfg = ctx.train
     opt = _optimizer(cfg, net.parameters())
@@ -247,7 +248,7 @@ def _train(
         opt.step()
         sched.step()
         step += 1
-        pixels += batch["target"].numel() * distributed.world()[1]
+        pixels += batch["target"].numel() * world
         if step % cfg.val_every == 0 or step == cfg.steps:
             rmse = validation_rmse(method, val)
             if rmse < best_rmse:

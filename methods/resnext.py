@@ -96,13 +96,13 @@ class ResNeXtNet(nn.Module):
 class ResNeXt(TorchMethod):
     """Stride-free ResNeXt on the guide alone, mean and variance heads (Gaussian NLL)."""
 
-    def __init__(self, task: TaskInfo, width: float = 1.0, cardinality: int = 32) -> None:
+    def __init__(self, task: TaskInfo, width: float = 1.0, cardinality: int = 32, beta: float = 0.0) -> None:
         super().__init__(task)
         sensors = [sensor_of(c) for c in task.guide_channels]
         # masks and unknown bands go with the optical entry: it is the per-pixel one
         self.s1_idx = [i for i, s in enumerate(sensors) if s == "S1"]
         self.s2_idx = [i for i, s in enumerate(sensors) if s != "S1"]
-        self.width, self.cardinality = width, cardinality
+        self.width, self.cardinality, self.beta = width, cardinality, beta
         self.net = ResNeXtNet(len(self.s2_idx), len(self.s1_idx), width, cardinality)
 
     def _heads(self, guide: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,14 +115,18 @@ class ResNeXt(TorchMethod):
     def training_loss(self, batch: dict[str, torch.Tensor], kind: str) -> torch.Tensor:
         """Gaussian negative log-likelihood in normalized units, over valid pixels.
 
-        The log-variance (in units of the target's variance) is clamped to [-6, 3]: below, one
-        confident pixel dominates the loss; above, the mean's gradient fades (it is weighted by
-        the inverse variance) and the mean drifts away, as a full-width run at lr 1e-3 showed.
+        ``beta`` > 0 gives the beta-NLL of Seitzer et al. (ICLR 2022), which keeps the mean
+        learning where the variance is high. The log-variance (in target variance units) is
+        clamped to [-6, 3]: below, one confident pixel dominates the loss; above, the mean's
+        gradient fades (it is weighted by the inverse variance) and the mean drifts away, as a
+        full-width run at lr 1e-3 showed.
         """
         mean, log_var = self._heads(batch["guide"])
         mean, log_var = mean.float(), log_var.float().clamp(LOG_VAR_MIN, LOG_VAR_MAX)
         target = self.normalize(batch["target"])
         nll = 0.5 * (log_var + (mean - target) ** 2 * torch.exp(-log_var))
+        if self.beta:  # beta-NLL: each pixel weighted by its variance**beta, held constant
+            nll = nll * torch.exp(self.beta * log_var).detach()
         return nll[batch["valid"]].mean()
 
     @torch.no_grad()
@@ -142,5 +146,5 @@ class ResNeXt(TorchMethod):
             "cardinality": self.cardinality,
             "stages": list(STAGES),
             "stage_widths": [w for _, w in stage_widths(self.width, self.cardinality)],
-            "loss": "gaussian-nll",
+            "loss": "gaussian-nll" if not self.beta else f"beta-nll ({self.beta})",
         }
