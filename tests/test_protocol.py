@@ -60,7 +60,7 @@ def test_method_options_reach_only_their_own_job() -> None:
 
     manager = PluginManager()
     quick = load_protocol("quick")
-    assert quick.methods["resnext"] == {"width": 0.03125, "cardinality": 4}
+    assert quick.methods["resnext"] == {"width": 0.03125, "cardinality": 4, "beta": 0.5}
     wider = quick.with_overrides({"methods": {"resnext": {"width": 0.25}}})
     names, data = ["msg", "resnext"], ["biomassters-synthetic"]
     before = {j.method.name: j for j in plan_jobs(manager, names, data, quick)}
