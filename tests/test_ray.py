@@ -65,29 +65,34 @@ def test_ray_executor_on_an_existing_cluster(workdir: Path, monkeypatch: pytest.
         ("RAY_USAGE_STATS_ENABLED", "0"),
     ):
         monkeypatch.setenv(name, value)
-    start = [
-        str(ray_cli),
-        "start",
-        "--head",
-        f"--port={_free_port()}",
-        "--num-cpus=2",
-        "--include-dashboard=false",
-    ]
+    client_port = _free_port()
+    start = [str(ray_cli), "start", "--head", f"--port={_free_port()}", "--num-cpus=2"]
+    start += ["--include-dashboard=false", f"--ray-client-server-port={client_port}"]
     out = subprocess.run(start, check=True, capture_output=True, text=True, env=dict(os.environ), timeout=120)
+    base = ["run", "--protocol", "smoke", "-q", "--no-leaderboard", "--executor", "ray", "--ray-address"]
     try:
         found = re.search(r"--address='([^']+)'", out.stdout + out.stderr)
         assert found, out.stdout + out.stderr
-        # a process of its own, as a user's CLI: Ray reads its authentication settings at import
-        args = ["run", "-m", "bicubic", "-m", "msg-ng", "--protocol", "smoke", "-q", "--no-leaderboard"]
-        cli = [sys.executable, "-m", "gsr_bench", *args, "--executor", "ray", "--ray-address", found.group(1)]
-        run = subprocess.run(cli, capture_output=True, text=True, env=dict(os.environ), timeout=600)
-        assert run.returncode == 0, run.stderr[-3000:]
+        # the cluster's GCS address, then the Ray Client's ray:// one; each CLI a process of its
+        # own, as a user's: Ray reads its authentication settings at import
+        targets = [(found.group(1), ["bicubic", "msg-ng"]), (f"ray://127.0.0.1:{client_port}", ["nearest"])]
+        for address, methods in targets:
+            cli = [
+                sys.executable,
+                "-m",
+                "gsr_bench",
+                *base,
+                address,
+                *(a for m in methods for a in ("-m", m)),
+            ]
+            run = subprocess.run(cli, capture_output=True, text=True, env=dict(os.environ), timeout=600)
+            assert run.returncode == 0, (address, run.stderr[-3000:])
     finally:
         subprocess.run(
             [str(ray_cli), "stop", "--force"], capture_output=True, env=dict(os.environ), timeout=120
         )
     runs = list(Tracker(workdir / "results").runs())
-    assert sorted(r.data.tags["method"] for r in runs) == ["bicubic", "msg-ng"]
+    assert sorted(r.data.tags["method"] for r in runs) == ["bicubic", "msg-ng", "nearest"]
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert {r.data.tags["device"] for r in runs} == {"ray:cpu"}
 

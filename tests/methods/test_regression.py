@@ -164,3 +164,18 @@ def test_overfits_a_single_tile(name: str) -> None:
         opt.step()
         losses.append(loss.item())
     assert min(losses[-20:]) < losses[0] / 10, (losses[0], min(losses[-20:]))
+
+
+def test_resnext_beta_nll_weights_each_pixel_by_its_variance() -> None:
+    plain = _make("resnext", **SMALL["resnext"])
+    beta = _make("resnext", **SMALL["resnext"], beta=0.5)  # same seed: same weights
+    guide = torch.randn(2, len(CHANNELS), 30, 30)
+    batch = {"guide": guide, "target": torch.rand(2, 1, 30, 30) * 200}
+    batch["valid"] = torch.ones_like(batch["target"], dtype=torch.bool)
+    _, log_var = plain.net(guide[:, plain.s2_idx], guide[:, plain.s1_idx])
+    weight = torch.exp(0.5 * log_var.clamp(LOG_VAR_MIN, LOG_VAR_MAX))
+    mean, _ = plain.net(guide[:, plain.s2_idx], guide[:, plain.s1_idx])
+    var = weight**2
+    nll = 0.5 * (var.log() + (mean - plain.normalize(batch["target"])) ** 2 / var)
+    assert torch.allclose(beta.training_loss(batch, "l1"), (nll * weight).mean(), rtol=1e-4)
+    assert beta.config()["loss"] == "beta-nll (0.5)" and plain.config()["loss"] == "gaussian-nll"
