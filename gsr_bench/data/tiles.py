@@ -19,7 +19,7 @@ import torch
 from scipy import ndimage
 
 from gsr_bench.data.channels import rgb_indices
-from gsr_bench.data.prepare import block_mean, read_prepared_attrs
+from gsr_bench.data.prepare import block_mean, read_prepared_attrs, safe_std
 from gsr_bench.errors import DataError
 from gsr_bench.protocol import Degradation
 
@@ -183,7 +183,7 @@ def open_prepared(
         if not idx:
             raise DataError(f"{name}: the {split} split is empty")
     mean = np.asarray(attrs["guide_mean"], np.float32)
-    std = np.asarray(attrs["guide_std"], np.float32)
+    std = safe_std(attrs["guide_std"]).astype(np.float32)  # files prepared before the floor
     sets = [
         TileSet(path, idx, info, mean, std, crop, degradation)
         for path, idx in ((train_h5, lists[0]), (train_h5, lists[1]), (test_h5, lists[2]))
