@@ -211,8 +211,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not distributed.is_main():
             results_dir = Path(args.results)
             cache = Path(os.environ.get(CACHE_ENV) or results_dir / "cache")
-            follow(pm, jobs, cache, results_dir / "checkpoints", device)
+            try:
+                follow(pm, jobs, cache, results_dir / "checkpoints", device)
+            finally:
+                distributed.finish()
             return 0
+        import atexit
+
+        atexit.register(distributed.finish)  # rank 0 goes on to the table and the leaderboard
     with exclusive(Path(args.results)):
         tracker = _tracker(args)
         runner = Runner(

@@ -286,6 +286,7 @@ def _train(
         "train_time_s": elapsed + time.perf_counter() - started,
         "best_val_rmse": best_rmse,
         "train_steps": float(step),
+        "batch_per_process": float(cfg.batch_size // world),  # each DDP rank trains on its share
         "resumed_from_step": float(resumed_from),
     }
     if ctx.device.type == "cuda":

@@ -29,6 +29,8 @@ def test_two_gloo_processes_equal_one(workdir: Path) -> None:
     (b,) = Tracker(workdir / "single").runs()
     assert a.data.tags["ddp_world_size"] == "2" and b.data.tags["ddp_world_size"] == "1"
     assert a.data.tags["job_key"] == b.data.tags["job_key"]
+    # each rank trained on half of smoke's batch of 4, not on all of it
+    assert a.data.metrics["batch_per_process"] == 2 and b.data.metrics["batch_per_process"] == 4
     for name in ("rmse", "mae", "ssim", "best_val_rmse"):
         assert a.data.metrics[name] == pytest.approx(b.data.metrics[name], rel=1e-3), name
 
