@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -202,7 +201,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     jobs = plan_jobs(pm, methods, datasets, protocol, args.seeds, options)
     if args.ddp:
         from gsr_bench import distributed
-        from gsr_bench.runner import CACHE_ENV, follow
+        from gsr_bench.runner import cache_dir, follow
 
         if args.executor != "local":
             raise GsrBenchError("--ddp trains each job over torchrun's processes; it needs --executor local")
@@ -210,9 +209,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.device = str(device)
         if not distributed.is_main():
             results_dir = Path(args.results)
-            cache = Path(os.environ.get(CACHE_ENV) or results_dir / "cache")
             try:
-                follow(pm, jobs, cache, results_dir / "checkpoints", device)
+                follow(pm, jobs, cache_dir(results_dir), results_dir / "checkpoints", device)
             finally:
                 distributed.finish()
             return 0

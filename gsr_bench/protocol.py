@@ -141,15 +141,13 @@ class Protocol:
             )
         if not self.seeds:
             raise ProtocolError(f"{origin}: seeds is empty")
-        from gsr_bench.data.composite import COMPOSITES
+        from gsr_bench.data.composite import get_composite
+        from gsr_bench.errors import GsrBenchError
 
-        if self.data.composite not in COMPOSITES:
-            close = difflib.get_close_matches(self.data.composite, list(COMPOSITES), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ProtocolError(
-                f"{origin}: unknown data.composite {self.data.composite!r}{hint}; "
-                f"known: {', '.join(COMPOSITES)}"
-            )
+        try:
+            get_composite(self.data.composite)
+        except GsrBenchError as exc:
+            raise ProtocolError(f"{origin}: data.composite: {exc}") from None
 
 
 def _build(cls: type, data: Mapping[str, Any], origin: str, prefix: str) -> Any:

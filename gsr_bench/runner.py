@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 CACHE_ENV = "GSR_BENCH_CACHE"
 
 
+def cache_dir(results_dir: Path) -> Path:
+    """Prepared data outlives results: GSR_BENCH_CACHE lets several result folders share it."""
+    return Path(os.environ.get(CACHE_ENV) or Path(results_dir) / "cache")
+
+
 @dataclass(frozen=True)
 class Job:
     method: MethodSpec
@@ -136,8 +141,7 @@ class Runner:
         self.device, self.force, self.progress = device, force, progress
         self._splits: dict[str, Any] = {}
         self.executor, self.ray_address = executor, ray_address
-        # Prepared data outlives results: GSR_BENCH_CACHE lets several result folders share it.
-        self.cache_dir = Path(os.environ.get(CACHE_ENV) or self.results_dir / "cache")
+        self.cache_dir = cache_dir(self.results_dir)
 
     def pending(self, jobs: Sequence[Job]) -> tuple[list[Job], list[JobResult]]:
         todo, skipped = [], []

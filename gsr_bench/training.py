@@ -232,6 +232,7 @@ def _train(
         leave=False,
     )
     scale, pixels, rmse = method.task.scale, 0, math.nan
+    per_process = cfg.batch_size // world  # measured below, on every step this run makes
     memory_format = torch.channels_last if ctx.device.type == "cuda" and ctx.flags.channels_last else None
     while step < cfg.steps:
         net.train()
@@ -248,6 +249,7 @@ def _train(
         opt.step()
         sched.step()
         step += 1
+        per_process = len(batch["target"])
         pixels += batch["target"].numel() * world
         if step % cfg.val_every == 0 or step == cfg.steps:
             rmse = validation_rmse(method, val)
@@ -286,7 +288,7 @@ def _train(
         "train_time_s": elapsed + time.perf_counter() - started,
         "best_val_rmse": best_rmse,
         "train_steps": float(step),
-        "batch_per_process": float(cfg.batch_size // world),  # each DDP rank trains on its share
+        "batch_per_process": float(per_process),  # the share each DDP rank trained on
         "resumed_from_step": float(resumed_from),
     }
     if ctx.device.type == "cuda":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -132,4 +133,7 @@ def get_composite(name: str) -> tuple[Callable[[RawChip], Composite], tuple[str,
     try:
         return COMPOSITES[name]
     except KeyError:
-        raise GsrBenchError(f"unknown guide composite {name!r}; known: {', '.join(COMPOSITES)}") from None
+        close = difflib.get_close_matches(name, list(COMPOSITES), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        known = ", ".join(COMPOSITES)
+        raise GsrBenchError(f"unknown guide composite {name!r}{hint}; known: {known}") from None

@@ -266,7 +266,7 @@ def _finish(f: h5py.File, split: str) -> None:
     mean = f["guide_sum"][:][use].sum(axis=0) / np.maximum(n, 1)
     var = f["guide_sumsq"][:][use].sum(axis=0) / np.maximum(n, 1) - mean**2
     f.attrs["guide_mean"] = mean
-    f.attrs["guide_std"] = safe_std(np.sqrt(np.maximum(var, 0)))
+    f.attrs["guide_std"] = np.sqrt(np.maximum(var, 0))  # 0 for a constant channel: see tiles.safe_std
     t_sum = t_sq = t_n = 0.0
     for i in np.flatnonzero(use):
         t, v = f["target"][i], f["valid"][i]
@@ -282,16 +282,6 @@ def _finish(f: h5py.File, split: str) -> None:
     f.attrs["prepared_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     f.attrs["complete"] = True
     f.flush()
-
-
-def safe_std(std: np.ndarray) -> np.ndarray:
-    """1 for channels constant (or never observed) in the train split, the std elsewhere.
-
-    An availability mask that is 1 on every train chip has a std of 0; dividing by a floor of
-    1e-6 sent a test chip's single 0 to -1e6 and the regression networks to RMSEs of 10^5.
-    """
-    std = np.asarray(std, np.float64)
-    return np.where(std > 1e-6, std, 1.0)
 
 
 def read_prepared_attrs(path: str | Path) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import torch
 from scipy import ndimage
 
 from gsr_bench.data.channels import rgb_indices
-from gsr_bench.data.prepare import block_mean, read_prepared_attrs, safe_std
+from gsr_bench.data.prepare import block_mean, read_prepared_attrs
 from gsr_bench.errors import DataError
 from gsr_bench.protocol import Degradation
 
@@ -57,6 +57,16 @@ def degrade(target: np.ndarray, valid: np.ndarray, scale: int, deg: Degradation,
         rng = np.random.default_rng(int(hashlib.sha1(key.encode()).hexdigest()[:8], 16))
         source = source * (1 + deg.noise * rng.standard_normal(source.shape))
     return np.clip(source * (1 + deg.bias), 0, None).astype(np.float32)
+
+
+def safe_std(std: np.ndarray) -> np.ndarray:
+    """1 for channels constant (or never observed) in the train split, the std elsewhere.
+
+    An availability mask that is 1 on every train chip has a std of 0; dividing by a floor of
+    1e-6 sent a test chip's single 0 to -1e6 and the regression networks to RMSEs of 10^5.
+    """
+    std = np.asarray(std, np.float64)
+    return np.where(std > 1e-6, std, 1.0)
 
 
 @dataclass
@@ -183,7 +193,7 @@ def open_prepared(
         if not idx:
             raise DataError(f"{name}: the {split} split is empty")
     mean = np.asarray(attrs["guide_mean"], np.float32)
-    std = safe_std(attrs["guide_std"]).astype(np.float32)  # files prepared before the floor
+    std = safe_std(attrs["guide_std"]).astype(np.float32)
     sets = [
         TileSet(path, idx, info, mean, std, crop, degradation)
         for path, idx in ((train_h5, lists[0]), (train_h5, lists[1]), (test_h5, lists[2]))

@@ -91,5 +91,5 @@ def test_channel_names_say_sensor_and_period() -> None:
 
 
 def test_unknown_composite_is_refused() -> None:
-    with pytest.raises(GsrBenchError, match="seasonal"):
+    with pytest.raises(GsrBenchError, match="did you mean 'seasonal'"):
         get_composite("seasonl")
