@@ -13,7 +13,7 @@ def gsr_bench_register_datasets(register: Callable[[Any], None]) -> None:
     register(
         DatasetSpec(
             name="biomassters",
-            version="1",
+            version="2",
             description="BioMassters (Finland, 10 m, LiDAR AGB labels) from a local download",
             factory="gsr_bench_datasets.biomassters:BioMassters",
         )
@@ -21,7 +21,7 @@ def gsr_bench_register_datasets(register: Callable[[Any], None]) -> None:
     register(
         DatasetSpec(
             name="biomassters-synthetic",
-            version="1",
+            version="2",
             description="Seeded simulation of Finnish forest in the BioMassters layout (no download)",
             factory="gsr_bench_datasets.biomassters_synthetic:BioMasstersSynthetic",
         )

@@ -130,6 +130,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
             args.composite,
             workers=args.workers,
             progress=not args.quiet,
+            guide_dtype=args.guide_dtype,
         )
     except KeyboardInterrupt:
         print(
@@ -381,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="HDF5 file to write")
     p.add_argument("--crop", type=int, default=250, help="top-left crop (multiple of 10)")
     p.add_argument("--composite", default="leafon-median", help="guide composite")
+    p.add_argument(
+        "--guide-dtype", default="float16", choices=["float16", "float32"], help="how the guide is stored"
+    )
     p.add_argument("--workers", type=int, help="processes (default: CPU count, at most 8)")
     p.set_defaults(fn=cmd_data_prepare)
 

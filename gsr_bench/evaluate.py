@@ -108,7 +108,9 @@ def execute(
     seed_everything(job.seed)
     task = task_info(splits, proto.task.crop)
     method: Method = job.method.create(task, **job.method_options).to(device)
-    ctx = TrainContext(proto.train, job.seed, device, job.key, checkpoint_dir, progress, proto.device)
+    ctx = TrainContext(
+        proto.train, job.seed, device, job.key, checkpoint_dir, progress, proto.device, proto.loader
+    )
     started = time.perf_counter()
     fit_info = method.fit(splits.train, splits.val, ctx) or {}
     train_time = time.perf_counter() - started
@@ -134,6 +136,7 @@ def execute(
     # One seed drives python, numpy, torch and the data order; recorded under each name.
     params = {
         **method.config(),
+        **getattr(method, "fit_params", {}),
         **{f"seed_{k}": job.seed for k in ("python", "numpy", "torch", "data_order")},
     }
     (workdir / "config.json").write_text(

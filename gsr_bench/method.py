@@ -44,6 +44,7 @@ class Method:
     def __init__(self, task: TaskInfo) -> None:
         self.task = task
         self.options = {}
+        self.fit_params: dict[str, Any] = {}  # how ``fit`` ran (the loader tier), logged as params
 
     def fit(self, train: TileSet, val: TileSet, ctx: TrainContext) -> dict[str, float]:
         """Train on ``train``, select on ``val``; returns numbers to log. Nothing to do by default."""

@@ -53,7 +53,22 @@ class Data:
     max_train_tiles: int = 0  # 0: all
     max_val_tiles: int = 0
     max_test_tiles: int = 0
+    guide_dtype: str = "float16"  # how the prepared store keeps the guide (float16 or float32)
     synthetic: Synthetic = field(default_factory=Synthetic)
+
+
+@dataclass(frozen=True)
+class Loader:
+    """How training batches reach the device (``gsr_bench.data.samplers``).
+
+    Every tier serves the same batches for a seed, so these keys are recorded with a run but not
+    hashed into its job key: switching tiers never reruns a finished job.
+    """
+
+    tier: str = "auto"  # auto | device | pinned | stream
+    memory_fraction: float = 0.5  # share of the device's free memory the train split may take
+    workers: int = 2  # stream tier: reader processes
+    prefetch: int = 4  # batches prepared ahead (pinned and stream tiers)
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,7 @@ class Train:
     # Off for small budgets, where one shared recipe is the fair comparison.
     method_overrides: bool = True
     per_image_iterations: int = 1000  # methods fitted to each test tile alone (P2P)
+    log_every: int = 50  # steps between reads of the loss on the host (the only per-step sync)
 
 
 @dataclass(frozen=True)
@@ -104,6 +120,7 @@ class Protocol:
     train: Train = field(default_factory=Train)
     eval: Eval = field(default_factory=Eval)
     device: Device = field(default_factory=Device)
+    loader: Loader = field(default_factory=Loader)
     # per-method options, ``[methods.resnext] width = 0.125``: each job hashes only its own
     methods: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -141,6 +158,15 @@ class Protocol:
             )
         if not self.seeds:
             raise ProtocolError(f"{origin}: seeds is empty")
+        from gsr_bench.data.prepare import GUIDE_DTYPES
+        from gsr_bench.data.samplers import TIERS
+
+        if self.data.guide_dtype not in GUIDE_DTYPES:
+            raise ProtocolError(f"{origin}: data.guide_dtype must be one of {', '.join(GUIDE_DTYPES)}")
+        if self.loader.tier not in TIERS:
+            raise ProtocolError(f"{origin}: loader.tier must be one of {', '.join(TIERS)}")
+        if not 0 < self.loader.memory_fraction <= 1:
+            raise ProtocolError(f"{origin}: loader.memory_fraction must be in (0, 1]")
         from gsr_bench.data.composite import get_composite
         from gsr_bench.errors import GsrBenchError
 

@@ -63,8 +63,9 @@ class Job:
                 "version": self.dataset.version,
                 "options": dict(self.dataset_options),
             },
-            # other methods' options are left out: changing them must not invalidate this job
-            "protocol": {k: v for k, v in self.protocol.to_dict().items() if k != "methods"},
+            # other methods' options are left out: changing them must not invalidate this job;
+            # so is the loader, which changes how batches arrive, never which
+            "protocol": {k: v for k, v in self.protocol.to_dict().items() if k not in ("methods", "loader")},
             "seed": self.seed,
         }
 

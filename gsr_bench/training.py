@@ -24,10 +24,11 @@ import torch
 from tqdm.auto import tqdm
 
 from gsr_bench import distributed
+from gsr_bench.data.samplers import BatchSampler
 from gsr_bench.data.tiles import TileSet
 from gsr_bench.errors import GsrBenchError
 from gsr_bench.method import TorchMethod
-from gsr_bench.protocol import Device, Train
+from gsr_bench.protocol import Device, Loader, Train
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class TrainContext:
     checkpoint_dir: Path | None = None
     progress: bool = True
     flags: Device = field(default_factory=Device)
+    loader: Loader = field(default_factory=Loader)
 
 
 def seed_everything(seed: int) -> None:
@@ -54,40 +56,17 @@ def seed_everything(seed: int) -> None:
 
 
 def masked_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, kind: str) -> torch.Tensor:
-    diff = (pred - target)[valid]
+    """Mean loss over valid pixels, by weighting rather than boolean indexing: indexing by a
+    mask needs the count of its pixels on the host, a device sync every step."""
+    weight = valid.to(pred.dtype)
+    diff = (pred - target) * weight
     if kind == "l1":
-        return diff.abs().mean()
-    if kind in ("l2", "mse"):
-        return (diff**2).mean()
-    raise TrainingError(f"unknown loss {kind!r}; known: l1, l2")
-
-
-def random_patches(
-    tiles: TileSet, batch_size: int, patch: int, scale: int, augment: bool, gen: torch.Generator
-) -> dict[str, torch.Tensor]:
-    """A batch of random patches aligned to the source grid, randomly flipped and rotated."""
-    idx = torch.randint(len(tiles), (batch_size,), generator=gen).tolist()
-    cells = (tiles.crop - patch) // scale + 1
-    out: dict[str, list[torch.Tensor]] = {"guide": [], "source": [], "target": [], "valid": []}
-    for i in idx:
-        s = tiles[i]
-        y, x = (torch.randint(cells, (2,), generator=gen) * scale).tolist()
-        p, ys, xs = patch // scale, y // scale, x // scale
-        crops = {
-            "guide": s["guide"][:, y : y + patch, x : x + patch],
-            "target": s["target"][:, y : y + patch, x : x + patch],
-            "valid": s["valid"][:, y : y + patch, x : x + patch],
-            "source": s["source"][:, ys : ys + p, xs : xs + p],
-        }
-        if augment:
-            k = int(torch.randint(4, (1,), generator=gen))
-            flip = bool(torch.randint(2, (1,), generator=gen))
-            for name, t in crops.items():
-                t = torch.rot90(t, k, dims=(-2, -1))
-                crops[name] = torch.flip(t, dims=(-1,)) if flip else t
-        for name, t in crops.items():
-            out[name].append(t)
-    return {k: torch.stack(v) for k, v in out.items()}
+        total = diff.abs().sum()
+    elif kind in ("l2", "mse"):
+        total = (diff * diff).sum()
+    else:
+        raise TrainingError(f"unknown loss {kind!r}; known: l1, l2")
+    return total / weight.sum().clamp_min(1)
 
 
 @torch.no_grad()
@@ -116,11 +95,14 @@ def _schedule(cfg: Train) -> Any:
     return factor
 
 
-def _optimizer(cfg: Train, params: Any) -> torch.optim.Optimizer:
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+def _optimizer(cfg: Train, params: Any, device: torch.device) -> torch.optim.Optimizer:
+    """Adam or AdamW, fused into one kernel per step on CUDA, multi-tensor (foreach) elsewhere."""
+    cuda = device.type == "cuda"
+    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    if cfg.optimizer in kinds:
+        return kinds[cfg.optimizer](
+            params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=cuda or None, foreach=not cuda or None
+        )
     raise TrainingError(f"unknown optimizer {cfg.optimizer!r}; known: adam, adamw")
 
 
@@ -174,11 +156,11 @@ def train_method(method: TorchMethod, train: TileSet, val: TileSet, ctx: TrainCo
     """Train ``method.net`` under the protocol's budget; leaves the best weights loaded.
 
     With ``ctx.checkpoint_dir`` set, the full training state (weights, optimizer, scheduler, the
-    data-order and torch RNG states, step, best weights) is saved every ``checkpoint_every``
-    steps; a run started again resumes from it and ends exactly as an uninterrupted run would.
+    torch and Python RNG states, step, best weights) is saved every ``checkpoint_every`` steps; a
+    run started again resumes from it and ends exactly as an uninterrupted run would (each step's
+    batch depends on the seed and the step only).
     """
     seed_everything(ctx.seed)
-    gen = torch.Generator().manual_seed(ctx.seed)  # the data order: crops, flips, rotations
     net = method.net
     net.to(ctx.device)
     rank, world = distributed.world()
@@ -187,15 +169,45 @@ def train_method(method: TorchMethod, train: TileSet, val: TileSet, ctx: TrainCo
             net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
         )
     try:
-        return _train(method, net, gen, train, val, ctx, rank, world)
+        return _train(method, net, train, val, ctx, rank, world)
     finally:
         method.net = net
+
+
+class _Monitor:
+    """Loss statistics kept on the device and read on the host at logging steps only.
+
+    The first step whose loss is not finite is recorded on the device too, so that a diverged run
+    fails with its step without a host sync every step.
+    """
+
+    def __init__(self, device: torch.device, step: int) -> None:
+        self.loss_sum = torch.zeros((), device=device)
+        self.count = torch.zeros((), device=device)
+        self.step = torch.full((), step, dtype=torch.long, device=device)
+        self.first_bad = torch.full((), -1, dtype=torch.long, device=device)
+
+    def add(self, loss: torch.Tensor) -> None:
+        loss = loss.detach().float()
+        bad = ~torch.isfinite(loss) & (self.first_bad < 0)
+        self.first_bad = torch.where(bad, self.step, self.first_bad)
+        self.loss_sum += torch.nan_to_num(loss, nan=0.0, posinf=0.0, neginf=0.0)
+        self.count += 1
+        self.step += 1
+
+    def read(self) -> float:
+        """Mean loss since the last read; raises on a non-finite loss (one host sync)."""
+        total, count, first_bad = torch.stack([self.loss_sum, self.count, self.first_bad.float()]).tolist()
+        if first_bad >= 0:
+            raise TrainingError(f"loss is nan at step {int(first_bad)}: training stopped")
+        self.loss_sum.zero_()
+        self.count.zero_()
+        return total / max(count, 1.0)
 
 
 def _train(
     method: TorchMethod,
     net: torch.nn.Module,
-    gen: torch.Generator,
     train: TileSet,
     val: TileSet,
     ctx: TrainContext,
@@ -203,7 +215,7 @@ def _train(
     world: int,
 ) -> dict[str, float]:
     cfg = ctx.train
-    opt = _optimizer(cfg, net.parameters())
+    opt = _optimizer(cfg, net.parameters(), ctx.device)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
     step, best_rmse, best_state, elapsed = 0, math.inf, copy.deepcopy(net.state_dict()), 0.0
     resumed_from = 0
@@ -213,7 +225,6 @@ def _train(
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         random.setstate(state["python_rng"])
         step, best_rmse, best_state = state["step"], state["best_rmse"], state["best_model"]
@@ -221,6 +232,8 @@ def _train(
         log.info("resuming %s at step %d", ckpt, step)
     if ctx.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(ctx.device)
+    sampler = BatchSampler(train, cfg, ctx.loader, ctx.seed, ctx.device, progress=ctx.progress and rank == 0)
+    monitor = _Monitor(ctx.device, step)
     started = time.perf_counter()
     bar = tqdm(
         total=cfg.steps,
@@ -231,31 +244,41 @@ def _train(
         dynamic_ncols=True,
         leave=False,
     )
-    scale, pixels, rmse = method.task.scale, 0, math.nan
+    pixels, rmse = 0, math.nan
     per_process = cfg.batch_size // world  # measured below, on every step this run makes
-    memory_format = torch.channels_last if ctx.device.type == "cuda" and ctx.flags.channels_last else None
-    while step < cfg.steps:
+    layout = torch.channels_last if ctx.device.type == "cuda" and ctx.flags.channels_last else None
+    log_every = max(1, cfg.log_every)
+    for batch in sampler.batches(step, cfg.steps):
         net.train()
-        batch = random_patches(train, cfg.batch_size, cfg.patch_size, scale, cfg.augment, gen)
-        batch = {k: v.to(ctx.device) for k, v in distributed.shard(batch).items()}
-        if memory_format is not None:
-            batch["guide"] = batch["guide"].contiguous(memory_format=memory_format)
+        batch["guide"] = batch["guide"].contiguous(memory_format=layout or torch.contiguous_format)
         with _autocast(ctx):
             loss = method.training_loss(batch, cfg.loss)
-        if not torch.isfinite(loss):
-            raise TrainingError(f"loss is {loss.item()} at step {step}: training stopped")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
+        monitor.add(loss)
         step += 1
         per_process = len(batch["target"])
         pixels += batch["target"].numel() * world
-        if step % cfg.val_every == 0 or step == cfg.steps:
-            rmse = validation_rmse(method, val)
-            if rmse < best_rmse:
-                best_rmse, best_state = rmse, copy.deepcopy(net.state_dict())
-        if ckpt is not None and rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+        validate = step % cfg.val_every == 0 or step == cfg.steps
+        save = ckpt is not None and rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps)
+        if validate or save or step % log_every == 0:
+            loss_value = monitor.read()  # before validating or saving: never keep NaN weights
+            if validate:
+                rmse = validation_rmse(method, val)
+                if rmse < best_rmse:
+                    best_rmse, best_state = rmse, copy.deepcopy(net.state_dict())
+            seconds = time.perf_counter() - started
+            bar.set_postfix(
+                loss=f"{loss_value:.3f}",
+                val_rmse="-" if math.isnan(rmse) else f"{rmse:.1f}",
+                tiles_s=f"{pixels / max(seconds, 1e-9) / cfg.patch_size**2:.1f}",
+                data_wait=f"{sampler.wait_s / max(seconds, 1e-9):.0%}",
+                refresh=False,
+            )
+        if save:
+            assert ckpt is not None
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             _save(
                 ckpt,
@@ -265,7 +288,6 @@ def _train(
                     "model": net.state_dict(),
                     "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(),
-                    "generator": gen.get_state(),
                     "torch_rng": torch.get_rng_state(),
                     "python_rng": random.getstate(),
                     "step": step,
@@ -274,23 +296,20 @@ def _train(
                     "elapsed_s": elapsed + time.perf_counter() - started,
                 },
             )
-        seconds = time.perf_counter() - started
-        bar.set_postfix(
-            loss=f"{loss.item():.3f}",
-            val_rmse="-" if math.isnan(rmse) else f"{rmse:.1f}",
-            mpix_s=f"{pixels / max(seconds, 1e-9) / 1e6:.2f}",
-            refresh=False,
-        )
         bar.update()
     bar.close()
     net.load_state_dict(best_state)
+    seconds = time.perf_counter() - started
     out = {
-        "train_time_s": elapsed + time.perf_counter() - started,
+        "train_time_s": elapsed + seconds,
         "best_val_rmse": best_rmse,
         "train_steps": float(step),
         "batch_per_process": float(per_process),  # the share each DDP rank trained on
         "resumed_from_step": float(resumed_from),
+        "train_tiles_s": pixels / max(seconds, 1e-9) / cfg.patch_size**2,
+        "data_wait_share": sampler.wait_s / max(seconds, 1e-9),
     }
+    method.fit_params = {**getattr(method, "fit_params", {}), "loader_tier": sampler.tier}
     if ctx.device.type == "cuda":
         out["peak_memory_mb"] = torch.cuda.max_memory_allocated(ctx.device) / 2**20
     else:  # the process high-water mark: an upper bound for this run on a CPU

@@ -46,6 +46,7 @@ class BioMasstersFormatAdapter:
                 "composite": protocol.data.composite,
                 "crop": PREPARED_CROP,
                 "format": FORMAT_VERSION,
+                "guide_dtype": protocol.data.guide_dtype,
             },
             sort_keys=True,
         )
@@ -63,13 +64,14 @@ class BioMasstersFormatAdapter:
                     protocol.data.composite,
                     workers=workers,
                     progress=progress,
+                    guide_dtype=protocol.data.guide_dtype,
                 )
             try:
                 read_prepared_attrs(path)
             except DataError as exc:
                 rebuild = (
                     f"gsr-bench data prepare --root {root} --split {split} --out {path} "
-                    f"--composite {protocol.data.composite}"
+                    f"--composite {protocol.data.composite} --guide-dtype {protocol.data.guide_dtype}"
                 )
                 raise DataError(
                     f"{exc}; rebuild it with `{rebuild}` (or delete it to rebuild on the next run)"

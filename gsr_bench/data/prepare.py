@@ -29,7 +29,8 @@ from gsr_bench.parallel import Partial, default_workers, ordered_map
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"  # 2: guide stored in a compact dtype (float16 by default), uncompressed
+GUIDE_DTYPES = ("float16", "float32")
 SCALE = 10
 
 
@@ -62,7 +63,9 @@ class PreparedChip:
     guide_count: np.ndarray
 
 
-def prepare_chip(root: Path, chip: Chip, crop: int, composite: str) -> PreparedChip:
+def prepare_chip(
+    root: Path, chip: Chip, crop: int, composite: str, guide_dtype: str = "float16"
+) -> PreparedChip:
     raw = read_chip(root, chip)
     h, w = raw.target.shape
     if h < crop or w < crop:
@@ -71,7 +74,8 @@ def prepare_chip(root: Path, chip: Chip, crop: int, composite: str) -> PreparedC
         )
     fn, _ = get_composite(composite)
     comp = fn(raw)
-    guide = comp.guide[:, :crop, :crop]
+    # statistics of the values as stored, so that z-scoring uses what training reads
+    guide = comp.guide[:, :crop, :crop].astype(guide_dtype)
     target = raw.target[None, :crop, :crop]
     valid = np.isfinite(target) & (target >= 0)
     target = np.where(valid, target, 0).astype(np.float32)
@@ -104,8 +108,13 @@ def prepare_split(
     composite: str = "leafon-median",
     workers: int | None = None,
     progress: bool = True,
+    guide_dtype: str = "float16",
 ) -> Path:
     """Prepare ``split`` of the BioMassters folder ``root`` into ``out`` (HDF5); returns ``out``.
+
+    The guide is stored raw in ``guide_dtype``: float16 halves the memory a split needs (the full
+    BioMassters train split: 15 GB instead of 30) at a relative rounding of 1/2048, far below the
+    sensors' noise; the target stays float32.
 
     Raises:
         DataError: the folder, the split or any of its files is missing or malformed; nothing is
@@ -122,6 +131,8 @@ def prepare_split(
         )
     if crop % SCALE:
         raise DataError(f"crop {crop} is not a multiple of the scale {SCALE}")
+    if guide_dtype not in GUIDE_DTYPES:
+        raise DataError(f"guide dtype {guide_dtype!r} is not one of {', '.join(GUIDE_DTYPES)}")
     workers = default_workers() if workers is None else workers
     _, channels = get_composite(composite)
     signature = json.dumps(
@@ -131,6 +142,7 @@ def prepare_split(
             "split": split,
             "crop": crop,
             "composite": composite,
+            "guide_dtype": guide_dtype,
             "chips": hashlib.sha1(",".join(c.chip_id for c in chips).encode()).hexdigest(),
         },
         sort_keys=True,
@@ -140,7 +152,7 @@ def prepare_split(
     if handle is None:
         _validate(root, chips, workers, progress)
         out.parent.mkdir(parents=True, exist_ok=True)
-        handle = _create(partial, signature, chips, crop, channels)
+        handle = _create(partial, signature, chips, crop, channels, guide_dtype)
         handle.attrs.update(
             source_root=str(root.resolve()),
             split=split,
@@ -165,7 +177,7 @@ def prepare_split(
         )
         try:
             results = ordered_map(
-                Partial(prepare_chip, root, crop, composite, position=1),
+                Partial(prepare_chip, root, crop, composite, guide_dtype, position=1),
                 [chips[i] for i in pending],
                 workers,
             )
@@ -219,15 +231,17 @@ def _validate(root: Path, chips: list[Chip], workers: int, progress: bool) -> No
 
 
 def _create(
-    partial: Path, signature: str, chips: list[Chip], crop: int, channels: tuple[str, ...]
+    partial: Path, signature: str, chips: list[Chip], crop: int, channels: tuple[str, ...], guide_dtype: str
 ) -> h5py.File:
     n, c, lr = len(chips), len(channels), crop // SCALE
     f = h5py.File(partial, "w")
     f.attrs["signature"] = signature
     f.attrs["complete"] = False
     f.attrs["format_version"] = FORMAT_VERSION
+    # Uncompressed: LZF on a float guide saved little and decoded at 40 tiles/s, as slow as the
+    # raw TIFFs the store replaces; a plain chunk is one read into the destination array.
+    f.create_dataset("guide", (n, c, crop, crop), guide_dtype, chunks=(1, c, crop, crop))
     opts: dict[str, Any] = {"compression": "lzf", "shuffle": True}
-    f.create_dataset("guide", (n, c, crop, crop), np.float32, chunks=(1, c, crop, crop), **opts)
     f.create_dataset("target", (n, 1, crop, crop), np.float32, chunks=(1, 1, crop, crop), **opts)
     f.create_dataset("valid", (n, 1, crop, crop), bool, chunks=(1, 1, crop, crop), **opts)
     f.create_dataset("source", (n, 1, lr, lr), np.float32, chunks=(1, 1, lr, lr), **opts)

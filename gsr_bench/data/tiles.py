@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import h5py
 import numpy as np
 import torch
 from scipy import ndimage
+from tqdm.auto import tqdm
 
 from gsr_bench.data.channels import rgb_indices
 from gsr_bench.data.prepare import block_mean, read_prepared_attrs
@@ -100,7 +102,7 @@ class TileSet(torch.utils.data.Dataset):
         f = self._h5()
         c = self.crop
         i = self.indices[index]
-        guide = f["guide"][i, :, :c, :c]
+        guide = f["guide"][i, :, :c, :c].astype(np.float32)
         target = f["target"][i, :, :c, :c]
         valid = f["valid"][i, :, :c, :c]
         chip_id = f["chip_id"][i].decode()
@@ -114,6 +116,48 @@ class TileSet(torch.utils.data.Dataset):
             "valid": torch.from_numpy(valid.astype(bool)),
             "id": chip_id,
         }
+
+    def nbytes(self) -> int:
+        """Memory of the whole split as :meth:`read_arrays` holds it (guide in the store's dtype)."""
+        c, s = self.crop, self.info.scale
+        guide_item = np.dtype(self._h5()["guide"].dtype).itemsize
+        per_tile = len(self.info.guide_channels) * c * c * guide_item + c * c * (4 + 1) + (c // s) ** 2 * 4
+        return per_tile * len(self)
+
+    def read_arrays(self, positions: Sequence[int], progress: bool = False) -> TileArrays:
+        """Tiles ``positions`` (of this set) in bulk: the raw guide as stored, target, valid and
+        the (degraded) source, read chunk by chunk straight into preallocated arrays."""
+        f = self._h5()
+        c, s = self.crop, self.info.scale
+        positions = list(positions)
+        n, channels = len(positions), len(self.info.guide_channels)
+        guide = np.empty((n, channels, c, c), f["guide"].dtype)
+        target = np.empty((n, 1, c, c), np.float32)
+        valid = np.empty((n, 1, c, c), bool)
+        source = np.empty((n, 1, c // s, c // s), np.float32)
+        ids = f["chip_id"]
+        full = f["guide"].shape[-1] == c
+        for k, pos in enumerate(
+            tqdm(positions, desc="load tiles", unit="tile", disable=not progress, leave=False)
+        ):
+            i = self.indices[pos]
+            if full:  # one whole chunk each: no selection work in HDF5
+                f["guide"].read_direct(guide, np.s_[i], np.s_[k])
+                f["target"].read_direct(target, np.s_[i], np.s_[k])
+                f["valid"].read_direct(valid, np.s_[i], np.s_[k])
+            else:
+                guide[k] = f["guide"][i, :, :c, :c]
+                target[k] = f["target"][i, :, :c, :c]
+                valid[k] = f["valid"][i, :, :c, :c]
+            source[k] = degrade(target[k], valid[k], s, self.degradation, ids[i].decode())
+        return TileArrays(
+            torch.from_numpy(guide),
+            torch.from_numpy(target),
+            torch.from_numpy(valid),
+            torch.from_numpy(source),
+            torch.from_numpy(self.guide_mean.astype(np.float32)),
+            torch.from_numpy(self.guide_std.astype(np.float32)),
+        )
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if index < 0:
@@ -136,6 +180,28 @@ class TileSet(torch.utils.data.Dataset):
         }
         out["id"] = [s["id"] for s in samples]
         return out
+
+
+@dataclass
+class TileArrays:
+    """Several tiles as batch tensors, the guide raw (store dtype, NaN = no observation) with the
+    statistics that z-score it; what the batch samplers gather from."""
+
+    guide: torch.Tensor  # [N, C, H, W]
+    target: torch.Tensor  # [N, 1, H, W] float32
+    valid: torch.Tensor  # [N, 1, H, W] bool
+    source: torch.Tensor  # [N, 1, H/s, W/s] float32, degraded as the protocol says
+    mean: torch.Tensor  # [C] float32
+    std: torch.Tensor  # [C] float32
+
+    def _map(self, fn: Any) -> TileArrays:
+        return TileArrays(*(fn(getattr(self, f.name)) for f in fields(self)))
+
+    def to(self, device: torch.device) -> TileArrays:
+        return self._map(lambda t: t.to(device))
+
+    def pin_memory(self) -> TileArrays:
+        return self._map(lambda t: t.pin_memory())
 
 
 @dataclass

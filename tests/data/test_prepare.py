@@ -22,7 +22,9 @@ def test_prepared_content(prepared: dict[str, Path], synth_root: Path) -> None:
     with h5py.File(prepared["train"], "r") as f:
         assert f.attrs["complete"]
         assert f["guide"].shape == (9, 14, 250, 250)
-        assert f["guide"].chunks == (1, 14, 250, 250) and f["guide"].compression == "lzf"
+        # float16, one uncompressed chunk a tile: a read is one copy into the destination
+        assert f["guide"].chunks == (1, 14, 250, 250) and f["guide"].compression is None
+        assert f["guide"].dtype == np.float16 and f["target"].dtype == np.float32
         assert f["source"].shape == (9, 1, 25, 25)
         t, s = f["target"][0, 0], f["source"][0, 0]
         np.testing.assert_allclose(s, t.reshape(25, 10, 25, 10).mean(axis=(1, 3)), rtol=1e-5, atol=1e-4)
@@ -33,6 +35,21 @@ def test_prepared_content(prepared: dict[str, Path], synth_root: Path) -> None:
         ids = [c.decode() for c in f["chip_id"][:]]
         assert f["is_val"][:].tolist() == [is_val_chip(c) for c in ids]
     assert not Path(str(prepared["train"]) + ".partial").exists()
+
+
+def test_float16_guide_is_the_float32_one_rounded(synth_root: Path, tmp_path: Path) -> None:
+    half = prepare_split(synth_root, "test", tmp_path / "f16.h5", workers=1, progress=False)
+    full = prepare_split(
+        synth_root, "test", tmp_path / "f32.h5", workers=1, progress=False, guide_dtype="float32"
+    )
+    with h5py.File(half, "r") as a, h5py.File(full, "r") as b:
+        g16, g32 = a["guide"][:], b["guide"][:]
+        assert g32.dtype == np.float32
+        assert np.array_equal(np.isnan(g16), np.isnan(g32))  # no-data stays NaN
+        np.testing.assert_array_equal(g16, g32.astype(np.float16))
+        np.testing.assert_array_equal(a["target"][:], b["target"][:])
+    with pytest.raises(DataError, match="guide dtype 'int8'"):
+        prepare_split(synth_root, "test", tmp_path / "x.h5", workers=1, progress=False, guide_dtype="int8")
 
 
 def test_fallback_when_no_leafon_month(synth_root: Path, tmp_path: Path) -> None:
