@@ -17,6 +17,7 @@ from gsr_bench.errors import DataError
 from gsr_bench.protocol import Protocol
 
 ROOT_ENV = "GSR_BENCH_BIOMASSTERS_ROOT"
+OFFICIAL_CHIPS = {"train": 8689, "test": 2773}  # the official release's chip counts
 
 
 class BioMassters(BioMasstersFormatAdapter):
@@ -38,3 +39,12 @@ class BioMassters(BioMasstersFormatAdapter):
 
     def describe(self) -> dict[str, Any]:
         return {"root": str(Path(self.root).expanduser().resolve()) if self.root else None}
+
+    def chip_counts(self, protocol: Protocol) -> dict[str, int]:
+        """From the folder's metadata when it is here, else the official release's counts."""
+        if not self.root:
+            return dict(OFFICIAL_CHIPS)
+        from gsr_bench.data.biomassters import BioMasstersLayout
+
+        layout = BioMasstersLayout(self.root)
+        return {split: len(layout.chips(split)) for split in ("train", "test")}

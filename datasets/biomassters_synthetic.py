@@ -25,8 +25,7 @@ class BioMasstersSynthetic(BioMasstersFormatAdapter):
         train, test, seed = self._params(protocol)
         root = cache_dir / "synthetic" / f"v{GENERATOR_VERSION}-seed{seed}-train{train}-test{test}"
         if not (root / "features_metadata.csv").exists():  # written last: its presence means done
-            partial = root.with_name(root.name + ".partial")
-            shutil.rmtree(partial, ignore_errors=True)
+            partial = root.with_name(root.name + ".partial")  # resumed: finished chips are kept
             synthesize(partial, train, seed, test_chips=test, progress=progress)
             shutil.rmtree(root, ignore_errors=True)
             partial.rename(root)
@@ -38,3 +37,7 @@ class BioMasstersSynthetic(BioMasstersFormatAdapter):
 
     def describe(self) -> dict[str, Any]:
         return {"seed": self.seed}
+
+    def chip_counts(self, protocol: Protocol) -> dict[str, int]:
+        train, test, _ = self._params(protocol)
+        return {"train": train, "test": test}

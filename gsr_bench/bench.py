@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from gsr_bench.method import TaskInfo
+from gsr_bench.method import TaskInfo, TorchMethod
 from gsr_bench.ops import synchronize
 from gsr_bench.plugins import PluginManager
 from gsr_bench.provenance import device_name
@@ -58,6 +58,14 @@ class Timing:
     mpix_s: float
     paper_mpix_s: float | None
     device: str
+    # learned methods: output pixels trained per second (forward, backward, optimizer step)
+    train_mpix_s: float | None = None
+    train_batch: int | None = None
+    train_patch: int | None = None
+    options: dict[str, Any] | None = None
+    # per-tile optimizers: seconds one more iteration adds to a call on ``batch`` tiles
+    iteration_s: float | None = None
+    batch: int | None = None
 
 
 def measure(
@@ -67,7 +75,11 @@ def measure(
     batch: int = 4,
     repeats: int = 5,
     channels: int = 14,
+    train_batch: int = 8,
+    train_patch: int = 60,
 ) -> list[Timing]:
+    """Inference of every method in ``names`` and, for learned ones, training steps at
+    ``train_batch`` x ``train_patch``: the rates ``gsr-bench estimate`` plans with."""
     task = TaskInfo(tuple(f"c{i}" for i in range(channels)), 10, 250, 60.0, 70.0, 500.0)
     g = torch.Generator().manual_seed(0)
     guide = torch.randn(batch, channels, 250, 250, generator=g).to(device)
@@ -79,25 +91,73 @@ def measure(
         method = spec.create(task, **bench_options(name, device)).to(device)
         method.predict(guide, source)
         synchronize(device)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            method.predict(guide, source)
-            synchronize(device)
-            times.append(time.perf_counter() - start)
-        median = statistics.median(times)
-        out.append(
-            Timing(
-                name,
-                spec.family,
-                method.num_parameters(),
-                median,
-                batch * 250 * 250 / median / 1e6,
-                PAPER_MPIX_S.get(name),
-                name_of_device,
-            )
+        median = _median_call(method, guide, source, device, repeats)
+        options = bench_options(name, device)
+        timing = Timing(
+            name,
+            spec.family,
+            method.num_parameters(),
+            median,
+            batch * 250 * 250 / median / 1e6,
+            PAPER_MPIX_S.get(name),
+            name_of_device,
+            options=options,
+            batch=batch,
         )
+        if "iterations" in options:  # a second timing at 5x the iterations gives their cost
+            longer = spec.create(task, **{**options, "iterations": 5 * options["iterations"]}).to(device)
+            slow = _median_call(longer, guide, source, device, max(1, repeats // 2))
+            timing.iteration_s = max(slow - median, 0.0) / (4 * options["iterations"])
+        if isinstance(method, TorchMethod):
+            step_s = time_training_step(method, device, train_batch, train_patch, channels, repeats)
+            timing.train_mpix_s = train_batch * train_patch**2 / step_s / 1e6
+            timing.train_batch, timing.train_patch = train_batch, train_patch
+        out.append(timing)
     return out
+
+
+def _median_call(
+    method: Any, guide: torch.Tensor, source: torch.Tensor, device: torch.device, repeats: int
+) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        method.predict(guide, source)
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def time_training_step(
+    method: TorchMethod, device: torch.device, batch: int, patch: int, channels: int, repeats: int
+) -> float:
+    """Median seconds of one training step of the standard loop's kind (loss, backward, Adam)."""
+    from gsr_bench.protocol import Train
+    from gsr_bench.training import make_optimizer
+
+    g = torch.Generator().manual_seed(1)
+    s = method.task.scale
+    target = (torch.rand(batch, 1, patch, patch, generator=g) * 300).to(device)
+    data = {
+        "guide": torch.randn(batch, channels, patch, patch, generator=g).to(device),
+        "source": torch.nn.functional.avg_pool2d(target, s),
+        "target": target,
+        "valid": target >= 0,
+    }
+    opt = make_optimizer(Train(), method.net.parameters(), device)
+    method.net.train()
+    times = []
+    for i in range(repeats + 1):
+        start = time.perf_counter()
+        loss = method.training_loss(data, "l1")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        synchronize(device)
+        if i:  # the first step allocates the optimizer state
+            times.append(time.perf_counter() - start)
+    method.net.eval()
+    return statistics.median(times)
 
 
 def save(timings: list[Timing], folder: Path) -> Path:

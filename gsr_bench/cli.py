@@ -269,7 +269,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     pm = get_plugin_manager()
     names = args.method or pm.methods.names()
     device = select_device(args.device, "auto")
-    timings = bench.measure(pm, names, device, args.batch, args.repeats)
+    timings = bench.measure(
+        pm,
+        names,
+        device,
+        args.batch,
+        args.repeats,
+        train_batch=args.train_batch,
+        train_patch=args.train_patch,
+    )
     folder = Path(args.results) / "bench"
     before = bench.previous(folder)
     path = bench.save(timings, folder)
@@ -279,12 +287,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
             t.family,
             f"{t.params:,}",
             format_rate(t.mpix_s),
+            "-" if t.train_mpix_s is None else format_rate(t.train_mpix_s),
             "-" if t.paper_mpix_s is None else f"{t.paper_mpix_s:,g}",
             t.device,
         ]
         for t in timings
     ]
-    print(_table(rows, ["method", "family", "params", "Mpix/s", "GSR4B Mpix/s (GPU)", "device"]))
+    print(
+        _table(rows, ["method", "family", "params", "Mpix/s", "train Mpix/s", "GSR4B Mpix/s (GPU)", "device"])
+    )
     print(f"saved {path}")
     if args.compare:
         if before is None:
@@ -294,6 +305,42 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for line in slower:
             print(f"regression: {line}", file=sys.stderr)
         return 1 if slower else 0
+    return 0
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from gsr_bench.estimate import estimate, load_rates
+    from gsr_bench.plugins import get_plugin_manager
+    from gsr_bench.protocol import load_protocol
+    from gsr_bench.runner import plan_jobs
+
+    pm = get_plugin_manager()
+    if not args.all and not args.method:
+        raise GsrBenchError("name methods with -m NAME (see `gsr-bench list methods`) or use --all")
+    methods = pm.methods.names() if args.all else args.method
+    protocol = load_protocol(args.protocol)
+    options = {"biomassters": {"root": args.root}} if args.root else {}
+    jobs = plan_jobs(pm, methods, args.dataset or [DEFAULT_DATASET], protocol, args.seeds, options)
+    if args.device is None:
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    rates = load_rates(Path(args.results) / "bench", args.device, Path(args.rates) if args.rates else None)
+    found, data = estimate(jobs, rates)
+    rows = [
+        [e.name, f"{e.train_s / 3600:.2f}", f"{e.eval_s / 3600:.2f}", f"{e.total_s / 3600:.2f}", e.basis]
+        for e in found
+    ]
+    total_h = sum(e.total_s for e in found) / 3600
+    rows.append(["total", "", "", f"{total_h:.2f}", f"{len(found)} jobs"])
+    device = next(iter(rates.values()))["device"]
+    print(f"rates: {device} ({args.rates or args.results + '/bench'})")
+    print(_table(rows, ["job", "train h", "eval h", "total h", "from"]))
+    for d in data:
+        print(f"data to prepare (unless cached): {d.dataset}: {d.chips:,} chips, {d.gigabytes:.1f} GB")
+    if total_h > args.max_hours:
+        print(f"warning: {total_h:.1f} hours exceeds --max-hours {args.max_hours:g}", file=sys.stderr)
+        return 1 if args.strict else 0
     return 0
 
 
@@ -369,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chips", type=int, required=True, help="number of train chips")
     p.add_argument("--test-chips", type=int, help="number of test chips (default: chips / 4)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, help="processes (default: CPU count, at most 8)")
+    p.add_argument("--workers", type=int, help="processes (default: CPU count)")
     p.set_defaults(fn=cmd_data_synth)
 
     p = dadd(
@@ -385,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--guide-dtype", default="float16", choices=["float16", "float32"], help="how the guide is stored"
     )
-    p.add_argument("--workers", type=int, help="processes (default: CPU count, at most 8)")
+    p.add_argument("--workers", type=int, help="processes (default: CPU count)")
     p.set_defaults(fn=cmd_data_prepare)
 
     p = dadd(
@@ -458,10 +505,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda ... (default: CUDA when present)")
     p.add_argument("--batch", type=int, default=4, help="tiles of 250 x 250 per call")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--train-batch", type=int, default=8, help="tiles per timed training step")
+    p.add_argument("--train-patch", type=int, default=60, help="patch size of the timed training steps")
     p.add_argument("--results", default="results", help="timings are saved under RESULTS/bench/")
     p.add_argument("--compare", action="store_true", help="fail on a slowdown against the last save")
     p.add_argument("--threshold", type=float, default=0.10, help="allowed median slowdown (0.10 = 10 %%)")
     p.set_defaults(fn=cmd_bench)
+
+    p = add(
+        "estimate",
+        "the jobs a run would make, the data it would prepare, and their time from saved bench rates",
+        "gsr-bench estimate --all -d biomassters --protocol paper --rates gpu-rates.json",
+    )
+    p.add_argument("-m", "--method", action="append", help="method name (repeatable)")
+    p.add_argument("--all", action="store_true", help="every installed method")
+    p.add_argument("-d", "--dataset", action="append", help=f"dataset (default {DEFAULT_DATASET})")
+    p.add_argument("--root", help="BioMassters folder (for its chip counts; default: the official ones)")
+    p.add_argument("--protocol", default=DEFAULT_PROTOCOL, help="protocol name or TOML file")
+    p.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the protocol's)")
+    p.add_argument("--device", help="whose saved rates: a device name or part of it (cpu, cuda, H200)")
+    p.add_argument("--results", default="results", help="rates are read from RESULTS/bench/")
+    p.add_argument("--rates", help="a saved bench JSON file to use instead")
+    p.add_argument("--max-hours", type=float, default=24.0, help="warn above this total")
+    p.add_argument("--strict", action="store_true", help="exit 1 above --max-hours")
+    p.set_defaults(fn=cmd_estimate)
 
     p = add(
         "leaderboard",
@@ -490,6 +557,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gsr-bench: interrupted", file=sys.stderr)
         return 130
+    finally:
+        release_compile_workers()
+
+
+def release_compile_workers() -> None:
+    """Stop torch.compile's worker pools: left running, they kept a finished run from exiting."""
+    module = sys.modules.get("torch._inductor.async_compile")
+    shutdown = getattr(module, "shutdown_compile_workers", None)
+    if shutdown is not None:
+        shutdown()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import shutil
 from collections.abc import Iterable
+from pathlib import Path
 
 
 class GsrBenchError(Exception):
@@ -27,6 +29,21 @@ class UnknownNameError(GsrBenchError, KeyError):
 
 class DataError(GsrBenchError):
     """A missing, corrupt or inconsistent data file."""
+
+
+class DiskFullError(DataError):
+    """No room left to write: what was written so far is kept for a rerun to resume."""
+
+
+def check_room(folder: Path, need: int, what: str) -> None:
+    """Refuse a write of ``need`` bytes into ``folder`` that the disk cannot take."""
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise DiskFullError(
+            f"{what}: the disk is full ({free / 2**20:.1f} MiB free, {need / 2**20:.1f} needed "
+            "to go on); free space and rerun the same command to resume (what was written so far "
+            "is kept)"
+        )
 
 
 class ProtocolError(GsrBenchError):

@@ -80,23 +80,35 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float, sigma: flo
 
     scikit-image filters the whole image and then drops a border of half the window; convolving
     without padding gives exactly that interior, so no padding mode needs to be matched.
+
+    Speed: the five maps (x, y, x², y², xy) of every image are the channels of one image, filtered
+    by one depthwise convolution in channels-last layout, in float32 on values scaled by
+    ``data_range`` (about 1): within 1e-6 of scikit-image's float64 filters.
     """
-    x, y = pred.double(), target.double()
-    k = _gaussian_kernel(sigma, 3.5, x.device)
-    if min(x.shape[-2:]) < len(k):  # smaller than the window: undefined, as in scikit-image
-        return torch.full(x.shape[:1], float("nan"), dtype=torch.float64)
-    kh, kw = k.view(1, 1, 1, -1), k.view(1, 1, -1, 1)
-
-    def filt(z: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.conv2d(z, kh), kw)
-
-    ux, uy = filt(x), filt(y)
-    vx = filt(x * x) - ux * ux
-    vy = filt(y * y) - uy * uy
-    vxy = filt(x * y) - ux * uy
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    b, _, h, w = pred.shape
+    k = _gaussian_kernel(sigma, 3.5, pred.device).float()
+    size = len(k)
+    if min(h, w) < size:  # smaller than the window: undefined, as in scikit-image
+        return torch.full((b,), float("nan"), dtype=torch.float64)
+    x = (pred.float() / data_range).reshape(b, h, w).permute(1, 2, 0)
+    y = (target.float() / data_range).reshape(b, h, w).permute(1, 2, 0)
+    maps = torch.empty(h, w, 5, b, device=pred.device)  # channels-last memory of [1, 5B, H, W]
+    maps[:, :, 0], maps[:, :, 1] = x, y
+    torch.mul(x, x, out=maps[:, :, 2])
+    torch.mul(y, y, out=maps[:, :, 3])
+    torch.mul(x, y, out=maps[:, :, 4])
+    n = 5 * b
+    image = maps.view(h, w, n).permute(2, 0, 1).unsqueeze(0)
+    window = (k[:, None] * k[None, :]).expand(n, 1, size, size)
+    # one depthwise 2-D convolution: oneDNN keeps channels-last and vectorizes over the maps,
+    # several times faster here than the two 1-D passes, which it runs channels-first
+    window = window.contiguous(memory_format=torch.channels_last)
+    out = F.conv2d(image, window, groups=n)[0].permute(1, 2, 0).reshape(h - size + 1, w - size + 1, 5, b)
+    ux, uy, xx, yy, xy = out.unbind(2)
+    vx, vy, vxy = xx - ux * ux, yy - uy * uy, xy - ux * uy
+    c1, c2 = 0.01**2, 0.03**2
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-    return s.mean(dim=(1, 2, 3))
+    return s.mean(dim=(0, 1)).double()
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, data_range: float) -> torch.Tensor:

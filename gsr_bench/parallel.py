@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Any, TypeVar
 
@@ -13,22 +15,57 @@ R = TypeVar("R")
 
 
 def default_workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
+    return max(1, os.cpu_count() or 1)
 
 
-def ordered_map(fn: Callable[[T], R], items: list[T], workers: int) -> Iterator[R]:
-    """``map`` in worker processes when ``workers > 1``, results in input order."""
-    if workers <= 1 or len(items) <= 1:
+@contextlib.contextmanager
+def worker_pool(workers: int) -> Iterator[Executor | None]:
+    """One pool of ``workers`` processes for several maps (None: work in this process).
+
+    Spawned, not forked: forking a parent that already runs torch's thread pools can deadlock.
+    Each worker pays its imports once, so a command makes one pool, not one per stage.
+    """
+    if workers <= 1:
+        yield None
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    else:
+        pool.shutdown()
+
+
+def ordered_map(
+    fn: Callable[[T], R], items: list[T], workers: int = 1, pool: Executor | None = None
+) -> Iterator[R]:
+    """``map`` over ``pool`` (or a pool of ``workers`` made for it), results in input order.
+
+    At most a few items per worker are in flight, so memory stays flat however many items there
+    are and however slowly the caller consumes the results.
+    """
+    if pool is None and (workers <= 1 or len(items) <= 1):
         yield from map(fn, items)
         return
-    # spawn: forking a parent that already runs torch's thread pools can deadlock
-    with ProcessPoolExecutor(min(workers, len(items)), mp_context=get_context("spawn")) as pool:
-        try:
-            chunk = max(1, min(8, len(items) // (4 * workers)))
-            yield from pool.map(fn, items, chunksize=chunk)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    if pool is None:
+        with worker_pool(min(workers, len(items))) as own:
+            yield from ordered_map(fn, items, pool=own)
+        return
+    window = 4 * max(1, getattr(pool, "_max_workers", 1))
+    pending: deque[Future[R]] = deque()
+    it = iter(items)
+    try:
+        for item in it:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 class Partial:

@@ -123,6 +123,9 @@ class Protocol:
     loader: Loader = field(default_factory=Loader)
     # per-method options, ``[methods.resnext] width = 0.125``: each job hashes only its own
     methods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # per-method training budget, ``[method_train.resnext] patch_size = 60``: the protocol's own
+    # choice (applied whatever ``train.method_overrides`` says); each job hashes only its own
+    method_train: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -130,6 +133,17 @@ class Protocol:
     def fingerprint(self) -> str:
         text = json.dumps(self.to_dict(), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def for_method(self, name: str, overrides: Mapping[str, Any]) -> Protocol:
+        """This protocol as a method trains under it: its declared overrides where the protocol
+        allows them (``train.method_overrides``), then the protocol's ``[method_train.NAME]``."""
+        proto = self
+        if overrides and self.train.method_overrides:
+            proto = proto.with_overrides(overrides, f"method {name!r} overrides")
+        if name in self.method_train:
+            own = {f"train.{k}": v for k, v in self.method_train[name].items()}
+            proto = proto.with_overrides(own, f"protocol {self.name!r} [method_train.{name}]")
+        return proto
 
     def with_overrides(self, overrides: Mapping[str, Any], origin: str = "overrides") -> Protocol:
         """A new protocol with dotted-key overrides applied (``{"train.lr": 1e-4}``)."""

@@ -65,7 +65,11 @@ class Job:
             },
             # other methods' options are left out: changing them must not invalidate this job;
             # so is the loader, which changes how batches arrive, never which
-            "protocol": {k: v for k, v in self.protocol.to_dict().items() if k not in ("methods", "loader")},
+            "protocol": {
+                k: v
+                for k, v in self.protocol.to_dict().items()
+                if k not in ("methods", "method_train", "loader")
+            },
             "seed": self.seed,
         }
 
@@ -91,8 +95,7 @@ def plan_jobs(
         options = dict((dataset_options or {}).get(d.name, {}))
         described = d.create(**options).describe()
         for m in method_specs:
-            use = m.overrides and protocol.train.method_overrides
-            proto = protocol.with_overrides(m.overrides, f"method {m.name!r} overrides") if use else protocol
+            proto = protocol.for_method(m.name, m.overrides)
             chosen = list(seeds if seeds is not None else proto.seeds)
             for seed in chosen if m.seeded else chosen[:1]:
                 jobs.append(Job(m, d, proto, int(seed), dict(proto.methods.get(m.name, {})), described))

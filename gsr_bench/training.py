@@ -95,7 +95,7 @@ def _schedule(cfg: Train) -> Any:
     return factor
 
 
-def _optimizer(cfg: Train, params: Any, device: torch.device) -> torch.optim.Optimizer:
+def make_optimizer(cfg: Train, params: Any, device: torch.device) -> torch.optim.Optimizer:
     """Adam or AdamW, fused into one kernel per step on CUDA, multi-tensor (foreach) elsewhere."""
     cuda = device.type == "cuda"
     kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
@@ -215,7 +215,7 @@ def _train(
     world: int,
 ) -> dict[str, float]:
     cfg = ctx.train
-    opt = _optimizer(cfg, net.parameters(), ctx.device)
+    opt = make_optimizer(cfg, net.parameters(), ctx.device)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
     step, best_rmse, best_state, elapsed = 0, math.inf, copy.deepcopy(net.state_dict()), 0.0
     resumed_from = 0

@@ -4,6 +4,15 @@ fp32 and bf16, after warm-up and synchronized. Meant to take a few minutes on on
 
     python scripts/gpu_check.py --steps 300 --out gpu_check.json
 
+``--scale`` checks the paper-scale data path instead (at most 8 minutes on one GPU): a synthetic
+BioMassters of ``--chips`` train chips (generated once, reused), MSG and FDSR trained at the paper
+protocol's batch and patch from the device-resident store (bf16, channels_last, torch.compile),
+printing training tiles/s, the share of time spent waiting for data, inference Mpix/s and the
+fraction of the bf16 peak by FLOP counts, then P2P's TFLOP/s; it saves bench rates for
+``gsr-bench estimate``::
+
+    python scripts/gpu_check.py --scale --chips 2000 --steps 150 --cache /tmp/gsr-scale
+
 GSR4B's Mpix/s on its GPU: MSG 53.2, FDSR 240.8, MSG^ng 116.8, U-Net 19.0, ResNeXt 0.8.
 """
 
@@ -37,15 +46,51 @@ def throughput(method, device: torch.device, bf16: bool, batch: int = 32, iters:
     return batch * 250 * 250 * iters / (time.perf_counter() - start) / 1e6
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", action="store_true", help="the paper-scale data path check")
+    parser.add_argument("--chips", type=int, default=2000, help="--scale: synthetic train chips")
+    parser.add_argument("--cache", default="/tmp/gsr-bench-scale", help="--scale: data folder, reused")
+    parser.add_argument("--device", default="cuda", help="--scale: cuda, or cpu for a dry run")
+    parser.add_argument("--peak-tflops", type=float, default=989.0, help="bf16 dense peak (H100/H200: 989)")
+    parser.add_argument("--batch", type=int, default=32, help="--scale: tiles a step (paper: 32)")
+    parser.add_argument("--p2p-tiles", type=int, default=64, help="--scale: P2P tiles fitted at once")
+    parser.add_argument("--p2p-iterations", type=int, default=256, help="--scale: P2P iterations timed")
+    parser.add_argument("--no-bench", action="store_true", help="--scale: do not save bench rates")
+    parser.add_argument(
+        "--bench-methods",
+        nargs="+",
+        default=[
+            "msg",
+            "msg-ng",
+            "fdsr",
+            "unet",
+            "resnext",
+            "p2p",
+            "jbu",
+            "guided-filter",
+            "bicubic",
+            "bilinear",
+            "nearest",
+        ],
+    )
+    parser.add_argument("--results", default="results", help="--scale: bench rates go to RESULTS/bench/")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--methods", nargs="+", default=["msg", "msg-ng", "fdsr", "unet", "resnext"])
     parser.add_argument("--out", default="gpu_check.json")
     parser.add_argument("--bf16", action="store_true", help="protocol device.bf16 (autocast)")
     parser.add_argument("--channels-last", action="store_true", help="protocol device.channels_last")
     parser.add_argument("--compile", action="store_true", help="protocol device.compile (torch.compile)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.scale:
+        from scale_check import scale_check
+
+        if args.methods == parser.get_default("methods"):
+            args.methods = ["msg", "fdsr"]
+        if args.steps == parser.get_default("steps"):
+            args.steps = 150
+        scale_check(args)
+        return
     assert torch.cuda.is_available(), "no CUDA device"
     device = torch.device("cuda")
     pm = get_plugin_manager()

@@ -36,6 +36,10 @@ class BioMasstersFormatAdapter:
         """Options recorded with each run (and hashed into the job key)."""
         return {}
 
+    def chip_counts(self, protocol: Protocol) -> dict[str, int]:
+        """Chips of the ``train`` and ``test`` splits, without reading or preparing any data."""
+        raise NotImplementedError
+
     def load(
         self, protocol: Protocol, cache_dir: Path, progress: bool = True, workers: int | None = None
     ) -> Splits:

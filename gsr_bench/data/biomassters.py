@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from gsr_bench.data.tiff import read_tiff
 from gsr_bench.errors import DataError
@@ -132,6 +131,8 @@ class BioMasstersLayout:
         if not found:
             raise DataError(f"{self.root}: no {' or '.join(METADATA_NAMES)} in this folder; {DOWNLOAD_HINT}")
         self.metadata_path = found[0]
+        import pandas as pd  # here: preparation workers read chips, never the metadata
+
         try:
             table = pd.read_csv(self.metadata_path, dtype={"chip_id": str, "month": str})
         except Exception as exc:

@@ -15,17 +15,19 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
 from gsr_bench.data.biomassters import BioMasstersLayout, Chip, read_chip
 from gsr_bench.data.check import check_chip
 from gsr_bench.data.composite import get_composite
-from gsr_bench.errors import DataError
-from gsr_bench.parallel import Partial, default_workers, ordered_map
+from gsr_bench.errors import DataError, DiskFullError, check_room
+from gsr_bench.parallel import Partial, default_workers, ordered_map, worker_pool
+
+if TYPE_CHECKING:  # h5py is imported where used: pool workers only read TIFFs and composite
+    import h5py
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +136,7 @@ def prepare_split(
     if guide_dtype not in GUIDE_DTYPES:
         raise DataError(f"guide dtype {guide_dtype!r} is not one of {', '.join(GUIDE_DTYPES)}")
     workers = default_workers() if workers is None else workers
-    _, channels = get_composite(composite)
+    get_composite(composite)  # an unknown name fails before any work
     signature = json.dumps(
         {
             "format": FORMAT_VERSION,
@@ -148,10 +150,30 @@ def prepare_split(
         sort_keys=True,
     )
     partial = out.with_name(out.name + ".partial")
+    with worker_pool(min(workers, len(chips))) as pool:
+        _prepare(layout, chips, split, partial, signature, crop, composite, guide_dtype, pool, progress)
+    os.replace(partial, out)
+    return out
+
+
+def _prepare(
+    layout: BioMasstersLayout,
+    chips: list[Chip],
+    split: str,
+    partial: Path,
+    signature: str,
+    crop: int,
+    composite: str,
+    guide_dtype: str,
+    pool: Any,
+    progress: bool,
+) -> None:
+    root = layout.root
+    _, channels = get_composite(composite)
     handle = _open_partial(partial, signature)
     if handle is None:
-        _validate(root, chips, workers, progress)
-        out.parent.mkdir(parents=True, exist_ok=True)
+        _validate(root, chips, pool, progress)
+        partial.parent.mkdir(parents=True, exist_ok=True)
         handle = _create(partial, signature, chips, crop, channels, guide_dtype)
         handle.attrs.update(
             source_root=str(root.resolve()),
@@ -179,12 +201,17 @@ def prepare_split(
             results = ordered_map(
                 Partial(prepare_chip, root, crop, composite, guide_dtype, position=1),
                 [chips[i] for i in pending],
-                workers,
+                pool=pool,
             )
             for i, item in zip(pending, results, strict=True):
+                # HDF5 leaves a file it failed to write corrupt; one closed between chips resumes
+                need = 2 * sum(getattr(item, k).nbytes for k in ("guide", "target", "valid", "source"))
+                check_room(partial.parent, need + 2**20, str(partial))
                 _write(f, i, item)
                 f.flush()  # a chip is ~100 ms of work: flushing each one bounds what a kill loses
                 bar.update()
+        except DiskFullError:
+            raise
         except DataError as exc:
             raise DataError(
                 f"{exc} (work so far kept in {partial}: fix the file and rerun to resume)"
@@ -192,8 +219,6 @@ def prepare_split(
         finally:
             bar.close()
         _finish(f, split)
-    os.replace(partial, out)
-    return out
 
 
 def _code_version() -> str:
@@ -203,6 +228,8 @@ def _code_version() -> str:
 
 
 def _open_partial(partial: Path, signature: str) -> h5py.File | None:
+    import h5py
+
     if not partial.exists():
         return None
     try:
@@ -219,10 +246,10 @@ def _open_partial(partial: Path, signature: str) -> h5py.File | None:
     return f
 
 
-def _validate(root: Path, chips: list[Chip], workers: int, progress: bool) -> None:
+def _validate(root: Path, chips: list[Chip], pool: Any, progress: bool) -> None:
     """Header checks of every file before anything is written (fails fast, leaves nothing)."""
     problems: list[str] = []
-    checks = ordered_map(Partial(_check_errors, root, position=1), chips, workers)
+    checks = ordered_map(Partial(_check_errors, root, position=1), chips, pool=pool)
     for found in tqdm(checks, total=len(chips), unit="chip", desc="check", disable=not progress, leave=False):
         problems.extend(found)
     if problems:
@@ -233,6 +260,8 @@ def _validate(root: Path, chips: list[Chip], workers: int, progress: bool) -> No
 def _create(
     partial: Path, signature: str, chips: list[Chip], crop: int, channels: tuple[str, ...], guide_dtype: str
 ) -> h5py.File:
+    import h5py
+
     n, c, lr = len(chips), len(channels), crop // SCALE
     f = h5py.File(partial, "w")
     f.attrs["signature"] = signature
@@ -300,6 +329,8 @@ def _finish(f: h5py.File, split: str) -> None:
 
 def read_prepared_attrs(path: str | Path) -> dict[str, Any]:
     """Attributes of a prepared file; refuses a file not marked complete."""
+    import h5py
+
     path = Path(path)
     try:
         with h5py.File(path, "r") as f:

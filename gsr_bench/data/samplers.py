@@ -97,7 +97,7 @@ def assemble(arrays: TileArrays, plan: Plan, patch: int, scale: int) -> dict[str
     offset = plan["offset"].to(device, non_blocking=True)
     variant = plan["variant"].to(device, non_blocking=True)
     raw = _gather(arrays.guide, tiles, offset, variant, patch)
-    guide = ((raw.float() - arrays.mean[:, None, None]) / arrays.std[:, None, None]).nan_to_num(0.0)
+    guide = raw.float().sub_(arrays.mean[:, None, None]).div_(arrays.std[:, None, None]).nan_to_num_(0.0)
     return {
         "guide": guide,
         "target": _gather(arrays.target, tiles, offset, variant, patch).contiguous(),

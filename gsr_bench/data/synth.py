@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from gsr_bench.data.biomassters import MONTHS
 from gsr_bench.data.tiff import posix_cksum, write_tiff
+from gsr_bench.errors import check_room
 from gsr_bench.parallel import Partial, default_workers, ordered_map
 
 GENERATOR_VERSION = "2"
@@ -389,8 +390,47 @@ def chip_ids(seed: int, count: int) -> list[str]:
     return ids
 
 
+CHIP_BYTES = 12 * (4 * 4 + 11 * 2) * SIZE * SIZE + 4 * SIZE * SIZE  # a chip's 25 TIFFs, about
+
+
+def _feature_row(
+    chip_id: str, split: str, sensor: str, month: int, raw: bytes, agbm_name: str
+) -> list[object]:
+    name = f"{chip_id}_{sensor}_{month:02d}.tif"
+    return [
+        name,
+        chip_id,
+        sensor,
+        split,
+        MONTHS[month],
+        len(raw),
+        posix_cksum(raw),
+        *_s3(f"{split}_features", name),
+        agbm_name,
+    ]
+
+
+def _resume_chip(out: Path, chip_id: str, split: str) -> tuple[list[list[object]], list[object]] | None:
+    """The metadata rows of a chip an interrupted run finished (its label is written last)."""
+    agbm_name = f"{chip_id}_agbm.tif"
+    label = out / f"{split}_agbm" / agbm_name
+    if not label.exists():
+        return None
+    rows = []
+    for sensor in ("S1", "S2"):
+        for path in sorted((out / f"{split}_features").glob(f"{chip_id}_{sensor}_*.tif")):
+            raw = path.read_bytes()
+            rows.append(_feature_row(chip_id, split, sensor, int(path.stem[-2:]), raw, agbm_name))
+    raw = label.read_bytes()
+    return rows, [agbm_name, chip_id, len(raw), posix_cksum(raw), *_s3(f"{split}_agbm", agbm_name)]
+
+
 def _write_chip(out: Path, job: tuple[str, str, int, int]) -> tuple[list[list[object]], list[object]]:
     chip_id, split, seed, index = job
+    done = _resume_chip(out, chip_id, split)
+    if done is not None:
+        return done
+    check_room(out, 2 * CHIP_BYTES, str(out))
     chip = simulate_chip(np.random.default_rng([seed, index]))
     agbm_name = f"{chip_id}_agbm.tif"
     rows: list[list[object]] = []
@@ -398,19 +438,7 @@ def _write_chip(out: Path, job: tuple[str, str, int, int]) -> tuple[list[list[ob
         for month, image in sorted(images.items()):
             name = f"{chip_id}_{sensor}_{month:02d}.tif"
             raw = write_tiff(out / f"{split}_features" / name, image)
-            rows.append(
-                [
-                    name,
-                    chip_id,
-                    sensor,
-                    split,
-                    MONTHS[month],
-                    len(raw),
-                    posix_cksum(raw),
-                    *_s3(f"{split}_features", name),
-                    agbm_name,
-                ]
-            )
+            rows.append(_feature_row(chip_id, split, sensor, month, raw, agbm_name))
     raw = write_tiff(out / f"{split}_agbm" / agbm_name, chip.agb)
     label_row: list[object] = [
         agbm_name,
@@ -430,7 +458,11 @@ def synthesize(
     workers: int | None = None,
     progress: bool = True,
 ) -> Path:
-    """Write a synthetic BioMassters folder with ``chips`` train and ``test_chips`` test chips."""
+    """Write a synthetic BioMassters folder with ``chips`` train and ``test_chips`` test chips.
+
+    Chips are simulated in parallel worker processes. A rerun into the same folder after an
+    interruption (or a full disk) keeps the chips already written; the metadata CSVs come last.
+    """
     out = Path(out)
     test_chips = max(1, chips // 4) if test_chips is None else test_chips
     for folder in ("train_features", "train_agbm", "test_features", "test_agbm"):

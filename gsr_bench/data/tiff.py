@@ -89,5 +89,7 @@ def write_tiff(path: Path, array: np.ndarray) -> bytes:
         metadata=None,
     )
     raw = buffer.getvalue()
-    path.write_bytes(raw)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(raw)
+    tmp.replace(path)  # a file is whole or absent, even when the disk fills up mid-write
     return raw

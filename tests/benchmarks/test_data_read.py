@@ -43,3 +43,31 @@ def test_read_prepared_hdf5(benchmark, prepared: dict[str, Path]) -> None:  # ty
 
     benchmark.extra_info["tiles"] = len(tiles)
     benchmark(read_all)
+
+
+@pytest.mark.parametrize("tier", ["device", "pinned", "stream"])
+def test_sampler_paper_batch(benchmark, prepared: dict[str, Path], tier: str) -> None:  # type: ignore[no-untyped-def]
+    """Training batches at the paper protocol's batch and patch (32 x 250 px), from each tier;
+    compare tiles/s with ``test_training_step``'s to see which one a training run waits for."""
+    import torch
+
+    from gsr_bench.data.samplers import BatchSampler
+    from gsr_bench.protocol import Loader, load_protocol
+
+    splits = open_prepared(
+        "s", prepared["train"], prepared["test"], 250, 10, (0.0,), 500.0, "", Degradation()
+    )
+    train = load_protocol("paper").train
+    sampler = BatchSampler(splits.train, train, Loader(tier=tier, workers=0), 0, torch.device("cpu"))
+    steps = iter(range(10**9))
+
+    def draw() -> None:
+        step = next(steps)
+        for _ in sampler.batches(step, step + 1):
+            pass
+
+    draw()  # loads the split once (device and pinned tiers)
+    benchmark(draw)
+    seconds = benchmark.stats.stats.median if benchmark.stats else float("nan")
+    benchmark.extra_info.update(tier=tier, batch=train.batch_size, patch=train.patch_size)
+    benchmark.extra_info["tiles_s"] = train.batch_size / seconds if seconds == seconds else None

@@ -1,0 +1,139 @@
+"""``gsr-bench estimate``: what a run would do and how long it would take, before it starts.
+
+Each job's time comes from rates saved by ``gsr-bench bench`` on the chosen device: training
+pixels (steps x batch x patch^2) over the training rate, validation and test tiles over the
+inference rate, and per-tile optimizers (P2P) scaled from the iterations they were timed with to
+the protocol's. Fixed costs (start-up, compilation, data loading) are left out: these are lower
+bounds of GPU time, good to compare budgets and to catch a protocol that cannot finish.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gsr_bench.errors import GsrBenchError
+
+STORE_GUIDE_BYTES = {"float16": 2, "float32": 4}
+
+
+@dataclass
+class JobEstimate:
+    name: str
+    method: str
+    seed: int
+    train_s: float
+    eval_s: float
+    basis: str  # which rates were used
+
+    @property
+    def total_s(self) -> float:
+        return self.train_s + self.eval_s
+
+
+@dataclass
+class DataEstimate:
+    dataset: str
+    chips: int
+    gigabytes: float
+
+
+def reference_rates() -> dict[str, Path]:
+    """Rates shipped with the package, by name (``h200-reference``): for planning a GPU run on
+    a machine without one; each entry says what was measured and what was assumed."""
+    from importlib import resources
+
+    folder = Path(str(resources.files("gsr_bench") / "rates"))
+    return {p.stem: p for p in sorted(folder.glob("*.json"))}
+
+
+def load_rates(
+    folder: Path, device: str | None = None, path: Path | None = None
+) -> dict[str, dict[str, Any]]:
+    """The newest saved timing of each method on ``device`` (a device name from ``bench``, or a
+    substring such as ``H200``), or those of the file ``path`` (or a reference name)."""
+    if path is not None and not path.exists() and str(path) in reference_rates():
+        path = reference_rates()[str(path)]
+    files = [path] if path else sorted(folder.glob("*.json")) if folder.exists() else []
+    rates: dict[str, dict[str, Any]] = {}
+    for file in files:
+        try:
+            timings = json.loads(file.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise GsrBenchError(f"{file}: not a saved bench file ({exc})") from None
+        for t in timings:
+            if path or device is None or device.lower() in t["device"].lower():
+                rates[t["method"]] = t  # files sort in time order: the newest wins
+    if not rates:
+        where = f"{path}" if path else f"{folder} for device {device!r}"
+        raise GsrBenchError(
+            f"no saved bench rates in {where}: time this device first with "
+            f"`gsr-bench bench --device {device or 'cuda'}` (or pass --rates FILE)"
+        )
+    return rates
+
+
+def estimate_job(job: Any, counts: dict[str, int], rates: dict[str, dict[str, Any]]) -> JobEstimate:
+    """One job's GPU time from ``rates``; ``counts`` are its train, val and test tiles."""
+    name = job.method.name
+    if name not in rates:
+        raise GsrBenchError(
+            f"no bench rate for method {name!r}: run `gsr-bench bench -m {name}` on this device"
+        )
+    rate = rates[name]
+    p, crop = job.protocol, job.protocol.task.crop
+    infer = rate["mpix_s"] * 1e6
+    timed_iterations = (rate.get("options") or {}).get("iterations")
+    eval_s = counts["test"] * crop**2 / infer
+    train_s, basis = 0.0, "inference"
+    if rate.get("train_mpix_s"):
+        t = p.train
+        train_s = t.steps * t.batch_size * t.patch_size**2 / (rate["train_mpix_s"] * 1e6)
+        train_s += (t.steps // max(t.val_every, 1)) * counts["val"] * crop**2 / infer
+        basis = "training + inference"
+    if timed_iterations:  # per-tile optimizers: the protocol's iterations at the measured cost of one
+        if rate.get("iteration_s") is None:
+            raise GsrBenchError(
+                f"{name}: the saved rate has no per-iteration time; rerun `gsr-bench bench -m {name}`"
+            )
+        calls = counts["test"] / rate["batch"]
+        eval_s += calls * rate["iteration_s"] * (p.train.per_image_iterations - timed_iterations)
+        per_call = f"{rate['iteration_s'] * 1e3:.3g} ms / {rate['batch']} tiles"
+        basis = f"{p.train.per_image_iterations} iterations x {per_call}"
+    timed = {k: v for k, v in (rate.get("options") or {}).items() if k != "iterations"}
+    used = {k: job.method_options.get(k) for k in timed}
+    if timed != used:  # e.g. ResNeXt timed at the CPU width, run at the paper's
+        basis += f"; timed with {timed}, the job uses {used}"
+    return JobEstimate(job.name, name, job.seed, train_s, eval_s, basis)
+
+
+def estimate(
+    jobs: Sequence[Any], rates: dict[str, dict[str, Any]]
+) -> tuple[list[JobEstimate], list[DataEstimate]]:
+    """Every job's estimate and the data each dataset needs prepared."""
+    out, data, seen = [], [], set()
+    for job in jobs:
+        options = {k: v for k, v in job.dataset_options.items() if v is not None}
+        adapter = job.dataset.create(**options)
+        chips = adapter.chip_counts(job.protocol)
+        d = job.protocol.data
+        train_tiles = round(chips["train"] * 0.9)
+        counts = {
+            "train": min(train_tiles, d.max_train_tiles or train_tiles),
+            "val": min(chips["train"] - train_tiles, d.max_val_tiles or chips["train"]),
+            "test": min(chips["test"], d.max_test_tiles or chips["test"]),
+        }
+        out.append(estimate_job(job, counts, rates))
+        key = (job.dataset.name, d.composite, d.guide_dtype)
+        if key not in seen:
+            seen.add(key)
+            from gsr_bench.data.composite import get_composite
+
+            channels = len(get_composite(d.composite)[1])
+            per_tile = 250 * 250 * (channels * STORE_GUIDE_BYTES[d.guide_dtype] + 4 + 1) + 25 * 25 * 4
+            total = chips["train"] + chips["test"]
+            data.append(DataEstimate(job.dataset.name, total, total * per_tile / 1e9))
+    return out, data
