@@ -7,10 +7,13 @@ scikit-image conventions).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -74,41 +77,57 @@ def _gaussian_kernel(sigma: float, truncate: float, device: torch.device) -> tor
     return k / k.sum()
 
 
+SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2  # scikit-image's K1, K2 squared, for data scaled to [0, 1]
+COMPILE_SSIM_ENV = "GSR_BENCH_COMPILE_SSIM"
+
+
 def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float, sigma: float = 1.5) -> torch.Tensor:
     """Per-image SSIM of ``[B, 1, H, W]``, as scikit-image's ``structural_similarity`` with
-    ``gaussian_weights=True, sigma=1.5, use_sample_covariance=False``.
+    ``gaussian_weights=True, sigma=1.5, use_sample_covariance=False``, within 1e-6 of it.
 
-    scikit-image filters the whole image and then drops a border of half the window; convolving
-    without padding gives exactly that interior, so no padding mode needs to be matched.
+    scikit-image filters the whole image and then drops a border of half the window; filtering
+    without padding gives exactly that interior, so no padding mode needs to be matched. Only
+    four maps are filtered: x, y, x² + y² and xy (the variances only ever appear as a sum), in
+    float32 on values scaled by ``data_range``.
 
-    Speed: the five maps (x, y, x², y², xy) of every image are the channels of one image, filtered
-    by one depthwise convolution in channels-last layout, in float32 on values scaled by
-    ``data_range`` (about 1): within 1e-6 of scikit-image's float64 filters.
+    The filter is separable, as sums of shifted slices. Eager, on one CPU thread, 8 tiles of
+    250 x 250 take about 18 ms (scikit-image: 24 ms; the float64 convolutions before: 336 ms).
+    With ``GSR_BENCH_COMPILE_SSIM=1`` the same function is compiled by torch.compile into one
+    fused loop: 2.3 ms, 10x scikit-image, after about 20 s of compilation per process and shape,
+    which pays off only beyond thousands of tiles on a CPU (GPUs need no compilation).
     """
     b, _, h, w = pred.shape
     k = _gaussian_kernel(sigma, 3.5, pred.device).float()
-    size = len(k)
-    if min(h, w) < size:  # smaller than the window: undefined, as in scikit-image
+    if min(h, w) < len(k):  # smaller than the window: undefined, as in scikit-image
         return torch.full((b,), float("nan"), dtype=torch.float64)
-    x = (pred.float() / data_range).reshape(b, h, w).permute(1, 2, 0)
-    y = (target.float() / data_range).reshape(b, h, w).permute(1, 2, 0)
-    maps = torch.empty(h, w, 5, b, device=pred.device)  # channels-last memory of [1, 5B, H, W]
-    maps[:, :, 0], maps[:, :, 1] = x, y
-    torch.mul(x, x, out=maps[:, :, 2])
-    torch.mul(y, y, out=maps[:, :, 3])
-    torch.mul(x, y, out=maps[:, :, 4])
-    n = 5 * b
-    image = maps.view(h, w, n).permute(2, 0, 1).unsqueeze(0)
-    window = (k[:, None] * k[None, :]).expand(n, 1, size, size)
-    # one depthwise 2-D convolution: oneDNN keeps channels-last and vectorizes over the maps,
-    # several times faster here than the two 1-D passes, which it runs channels-first
-    window = window.contiguous(memory_format=torch.channels_last)
-    out = F.conv2d(image, window, groups=n)[0].permute(1, 2, 0).reshape(h - size + 1, w - size + 1, 5, b)
-    ux, uy, xx, yy, xy = out.unbind(2)
-    vx, vy, vxy = xx - ux * ux, yy - uy * uy, xy - ux * uy
-    c1, c2 = 0.01**2, 0.03**2
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-    return s.mean(dim=(0, 1)).double()
+    x = (pred.float() / data_range).reshape(b, h, w)
+    y = (target.float() / data_range).reshape(b, h, w)
+    fn = _compiled_ssim() if os.environ.get(COMPILE_SSIM_ENV) == "1" else _ssim_separable
+    return fn(x, y, tuple(k.tolist())).double()
+
+
+def _ssim_index(ux: torch.Tensor, uy: torch.Tensor, sq: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
+    """Mean SSIM per image from the filtered maps ``[B, H', W']`` (``sq`` filters x² + y²)."""
+    uxy = ux * uy
+    u2 = ux * ux + uy * uy
+    s = ((2 * uxy + SSIM_C1) * (2 * (xy - uxy) + SSIM_C2)) / ((u2 + SSIM_C1) * (sq - u2 + SSIM_C2))
+    return s.mean(dim=(1, 2))
+
+
+def _ssim_separable(x: torch.Tensor, y: torch.Tensor, k: tuple[float, ...]) -> torch.Tensor:
+    def filt(z: torch.Tensor) -> torch.Tensor:
+        n = len(k)
+        w = z.shape[-1] - n + 1
+        rows = sum(k[i] * z[..., i : i + w] for i in range(n))
+        h = z.shape[-2] - n + 1
+        return sum(k[i] * rows[..., i : i + h, :] for i in range(n))  # type: ignore[index]
+
+    return _ssim_index(filt(x), filt(y), filt(x * x + y * y), filt(x * y))
+
+
+@functools.cache
+def _compiled_ssim() -> Any:
+    return torch.compile(_ssim_separable, dynamic=False)
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, data_range: float) -> torch.Tensor:

@@ -54,6 +54,19 @@ def test_ssim_psnr_match_skimage_on_the_real_tile(real_sample: Path) -> None:
         )
 
 
+def test_compiled_ssim_matches_skimage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The opt-in torch.compile path (GSR_BENCH_COMPILE_SSIM=1) computes the same index."""
+    from gsr_bench.metrics import COMPILE_SSIM_ENV
+
+    rng = np.random.default_rng(1)
+    target = rng.gamma(2.0, 40.0, (2, 1, 40, 40))
+    pred = np.clip(target + rng.normal(0, 25, target.shape), 0, None)
+    monkeypatch.setenv(COMPILE_SSIM_ENV, "1")
+    ours = ssim(torch.from_numpy(pred), torch.from_numpy(target), 500.0)
+    for i in range(2):
+        assert abs(float(ours[i]) - _skimage_ssim(pred[i, 0], target[i, 0], 500.0)) < 1e-4
+
+
 def test_accumulator_pooled_and_binned() -> None:
     target = torch.tensor([0.0, 10.0, 60.0, 150.0, 400.0] * 20).reshape(1, 1, 10, 10)
     pred = target + torch.tensor([1.0, -2.0] * 50).reshape(1, 1, 10, 10)

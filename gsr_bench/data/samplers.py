@@ -220,7 +220,7 @@ class BatchSampler:
     def batches(self, start: int, stop: int) -> Iterator[dict[str, torch.Tensor]]:
         if self.tier == "device":
             source: Iterator[dict[str, torch.Tensor]] = (
-                assemble(self._resident(), self.spec.plan(s), self.spec.patch, self.spec.scale)
+                assemble(self._resident(), self._device_plan(s), self.spec.patch, self.spec.scale)
                 for s in range(start, stop)
             )
         elif self.tier == "pinned":
@@ -235,6 +235,12 @@ class BatchSampler:
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             self.wait_s += time.perf_counter() - t0
             yield batch
+
+    def _device_plan(self, step: int) -> Plan:
+        plan = self.spec.plan(step)
+        if self.device.type == "cuda":  # a copy from pageable memory would wait for the GPU
+            plan = {k: v.pin_memory() for k, v in plan.items()}
+        return plan
 
     def _threaded(self, start: int, stop: int) -> Iterator[dict[str, torch.Tensor]]:
         arrays = self._resident()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -83,14 +84,16 @@ class TileSet(torch.utils.data.Dataset):
     crop: int
     degradation: Degradation = field(default_factory=Degradation)
     _file: h5py.File | None = field(default=None, repr=False)
+    _pid: int = field(default=0, repr=False)
     _cache: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def _h5(self) -> h5py.File:
-        if self._file is None:
-            self._file = h5py.File(self.path, "r")
+        # a handle inherited through fork (the stream tier's loader workers) is not safe to use
+        if self._file is None or self._pid != os.getpid():
+            self._file, self._pid = h5py.File(self.path, "r"), os.getpid()
         return self._file
 
     def __getstate__(self) -> dict[str, Any]:  # h5py handles do not cross processes

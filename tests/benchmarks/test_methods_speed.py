@@ -89,14 +89,19 @@ def test_training_step(benchmark, name: str) -> None:  # type: ignore[no-untyped
     benchmark.extra_info["tiles_s"] = 16 * 60 * 60 / 250**2 / seconds if seconds == seconds else None
 
 
-@pytest.mark.parametrize("impl", ["torch", "skimage"])
-def test_ssim(benchmark, impl: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("impl", ["torch", "torch-compiled", "skimage"])
+def test_ssim(benchmark, impl: str, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     from skimage.metrics import structural_similarity
 
     g = torch.Generator().manual_seed(0)
     target = torch.rand(8, 1, 250, 250, generator=g, dtype=torch.float64) * 300
     pred = target + torch.randn(8, 1, 250, 250, generator=g, dtype=torch.float64) * 30
-    if impl == "torch":
+    if impl.startswith("torch"):
+        if impl == "torch-compiled":
+            from gsr_bench.metrics import COMPILE_SSIM_ENV
+
+            monkeypatch.setenv(COMPILE_SSIM_ENV, "1")
+        ssim(pred.float(), target.float(), 500.0)  # compiles, for the compiled one
         result = benchmark(ssim, pred.float(), target.float(), 500.0)
     else:
         p, t = pred.numpy(), target.numpy()
