@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -138,6 +139,7 @@ def execute(
         **method.config(),
         **getattr(method, "fit_params", {}),
         **{f"seed_{k}": job.seed for k in ("python", "numpy", "torch", "data_order")},
+        "loader": dataclasses.asdict(proto.loader),  # recorded, not hashed: it never changes a batch
     }
     (workdir / "config.json").write_text(
         json.dumps(

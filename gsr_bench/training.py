@@ -273,7 +273,7 @@ def _train(
             bar.set_postfix(
                 loss=f"{loss_value:.3f}",
                 val_rmse="-" if math.isnan(rmse) else f"{rmse:.1f}",
-                tiles_s=f"{pixels / max(seconds, 1e-9) / cfg.patch_size**2:.1f}",
+                tiles_s=f"{pixels / max(seconds, 1e-9) / train.crop**2:.1f}",
                 data_wait=f"{sampler.wait_s / max(seconds, 1e-9):.0%}",
                 refresh=False,
             )
@@ -306,8 +306,10 @@ def _train(
         "train_steps": float(step),
         "batch_per_process": float(per_process),  # the share each DDP rank trained on
         "resumed_from_step": float(resumed_from),
-        "train_tiles_s": pixels / max(seconds, 1e-9) / cfg.patch_size**2,
-        "data_wait_share": sampler.wait_s / max(seconds, 1e-9),
+        # output pixels trained per second, in tiles of the protocol's crop (patches may be smaller)
+        "train_tiles_s": pixels / max(seconds, 1e-9) / train.crop**2,
+        "data_wait_share": sampler.wait_s / max(seconds - sampler.load_s, 1e-9),
+        "data_load_s": sampler.load_s,
     }
     method.fit_params = {**getattr(method, "fit_params", {}), "loader_tier": sampler.tier}
     if ctx.device.type == "cuda":

@@ -123,7 +123,8 @@ def fit_predict(
         {"params": [v for k, v in params.items() if BRANCH[k.split(".")[0]] == branch], "weight_decay": decay}
         for branch, decay in WEIGHT_DECAY.items()
     ]
-    opt = torch.optim.Adam(groups, lr=lr)
+    cuda = device.type == "cuda"  # one fused kernel a step on GPUs
+    opt = torch.optim.Adam(groups, lr=lr, fused=cuda or None)
     gens = [torch.Generator().manual_seed(seed + 1) for seed in seeds]
     steps_done = 0
     while steps_done < iterations:

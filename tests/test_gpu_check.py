@@ -20,7 +20,14 @@ def test_scale_check_dry_run_on_cpu(tmp_path: Path) -> None:
     ]  # fmt: skip
     done = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    for line in ("store first read", "msg: train", "waiting for data", "of bf16 peak", "p2p:", "bench rates saved"):
+    for line in (
+        "store first read",
+        "msg: train",
+        "waiting for data",
+        "of bf16 peak",
+        "p2p:",
+        "bench rates saved",
+    ):
         assert line in done.stdout, line
     report = json.loads(out.read_text())
     assert report["msg"]["train_tiles_s"] > 0 and 0 <= report["fdsr"]["data_wait_share"] < 1

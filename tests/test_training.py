@@ -115,4 +115,8 @@ def test_learned_method_runs_through_the_runner(workdir: Path, plugin_manager: P
 
     run = next(r for r in Tracker(workdir / "results").runs() if r.data.tags["method"] == "tiny-residual")
     assert run.data.params["protocol.train.lr"] == "0.003"  # the method's declared override
+    assert run.data.params["chosen.loader_tier"] == "device"  # smoke's tiles fit in memory
+    assert "protocol.loader.tier" not in run.data.params  # the loader never enters the job key
+    assert run.data.params["chosen.loader.tier"] == "auto"  # but is recorded
+    assert run.data.metrics["train_tiles_s"] > 0 and 0 <= run.data.metrics["data_wait_share"] < 1
     assert run.data.params["method.overrides.train.lr"] == "0.003"

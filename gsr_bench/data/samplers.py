@@ -203,21 +203,21 @@ class BatchSampler:
             seed, len(tiles), train.batch_size, train.patch_size, tiles.crop, tiles.info.scale, train.augment
         )
         self.tier = choose_tier(loader.tier, tiles.nbytes(), device, loader.memory_fraction)
-        self.wait_s = 0.0
-        self._arrays: TileArrays | None = None
+        self.wait_s = 0.0  # the one-time load of a resident split is not counted: ``load_s``
+        self.load_s = 0.0
 
     def _resident(self) -> TileArrays:
-        if self._arrays is None:
-            arrays = self.tiles.read_arrays(range(len(self.tiles)), progress=self.progress)
-            cuda = self.device.type == "cuda"
-            if self.tier == "device":
-                arrays = arrays.to(self.device)
-            elif cuda:
-                arrays = arrays.pin_memory()
-            self._arrays = arrays
-        return self._arrays
+        """The whole split on the device (``device`` tier) or in pinned host memory, loaded once
+        per tile set: the jobs of one run that share it load it once."""
+        where = self.device if self.tier == "device" else torch.device("cpu")
+        pin = self.tier == "pinned" and self.device.type == "cuda"
+        return self.tiles.resident(where, pin, self.progress)
 
     def batches(self, start: int, stop: int) -> Iterator[dict[str, torch.Tensor]]:
+        if self.tier in ("device", "pinned"):
+            t0 = time.perf_counter()
+            self._resident()
+            self.load_s += time.perf_counter() - t0
         if self.tier == "device":
             source: Iterator[dict[str, torch.Tensor]] = (
                 assemble(self._resident(), self._device_plan(s), self.spec.patch, self.spec.scale)

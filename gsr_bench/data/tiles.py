@@ -85,6 +85,7 @@ class TileSet(torch.utils.data.Dataset):
     degradation: Degradation = field(default_factory=Degradation)
     _file: h5py.File | None = field(default=None, repr=False)
     _pid: int = field(default=0, repr=False)
+    _resident: dict[tuple[str, bool], TileArrays] = field(default_factory=dict, repr=False)
     _cache: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -99,6 +100,7 @@ class TileSet(torch.utils.data.Dataset):
     def __getstate__(self) -> dict[str, Any]:  # h5py handles do not cross processes
         state = dict(self.__dict__)
         state["_file"] = None
+        state["_resident"] = {}  # stream workers read what they need; never copy a whole split
         return state
 
     def _read(self, index: int) -> dict[str, Any]:
@@ -126,6 +128,15 @@ class TileSet(torch.utils.data.Dataset):
         guide_item = np.dtype(self._h5()["guide"].dtype).itemsize
         per_tile = len(self.info.guide_channels) * c * c * guide_item + c * c * (4 + 1) + (c // s) ** 2 * 4
         return per_tile * len(self)
+
+    def resident(self, device: torch.device, pin: bool = False, progress: bool = False) -> TileArrays:
+        """All tiles of this set as :class:`TileArrays` on ``device`` (pinned host memory with
+        ``pin``), read once and kept for every later call."""
+        key = (str(device), pin)
+        if key not in self._resident:
+            arrays = self.read_arrays(range(len(self)), progress=progress)
+            self._resident[key] = arrays.pin_memory() if pin else arrays.to(device)
+        return self._resident[key]
 
     def read_arrays(self, positions: Sequence[int], progress: bool = False) -> TileArrays:
         """Tiles ``positions`` (of this set) in bulk: the raw guide as stored, target, valid and
