@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from gsr_bench.ops import block_mean
 
@@ -117,10 +116,14 @@ def _ssim_index(ux: torch.Tensor, uy: torch.Tensor, sq: torch.Tensor, xy: torch.
 def _ssim_separable(x: torch.Tensor, y: torch.Tensor, k: tuple[float, ...]) -> torch.Tensor:
     def filt(z: torch.Tensor) -> torch.Tensor:
         n = len(k)
-        w = z.shape[-1] - n + 1
-        rows = sum(k[i] * z[..., i : i + w] for i in range(n))
-        h = z.shape[-2] - n + 1
-        return sum(k[i] * rows[..., i : i + h, :] for i in range(n))  # type: ignore[index]
+        w, h = z.shape[-1] - n + 1, z.shape[-2] - n + 1
+        rows = k[0] * z[..., 0:w]
+        for i in range(1, n):
+            rows = rows + k[i] * z[..., i : i + w]
+        out = k[0] * rows[..., 0:h, :]
+        for i in range(1, n):
+            out = out + k[i] * rows[..., i : i + h, :]
+        return out
 
     return _ssim_index(filt(x), filt(y), filt(x * x + y * y), filt(x * y))
 
