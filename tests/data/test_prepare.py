@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -80,14 +81,15 @@ def test_interrupted_prepare_resumes_to_the_same_file(synth_root: Path, tmp_path
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.stderr is not None
     seen = b""
-    while b"3/9" not in seen:  # the progress bar says three chips are written
+    # killed as soon as the bar shows a chip written (a chip takes ~0.1 s: the rest are not)
+    while not re.search(rb"[1-8]/9", seen):
         chunk = proc.stderr.read1(256)  # type: ignore[attr-defined]
         assert chunk, f"prepare ended before it could be killed: {seen[-300:]!r}"
         seen += chunk
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     with h5py.File(partial, "r") as f:
-        assert 3 <= int(f["done"][:].sum()) < 9
+        assert 1 <= int(f["done"][:].sum()) < 9
     assert not out.exists(), "a killed preparation must never leave a complete-looking file"
     assert partial.exists()
     assert main([*args, "-q"]) == 0
