@@ -267,11 +267,11 @@ def _create(
     f.attrs["signature"] = signature
     f.attrs["complete"] = False
     f.attrs["format_version"] = FORMAT_VERSION
-    # Uncompressed: LZF on a float guide saved little and decoded at 40 tiles/s, as slow as the
+    # Uncompressed: LZF on float images saved little and decoded at 40 tiles/s, as slow as the
     # raw TIFFs the store replaces; a plain chunk is one read into the destination array.
     f.create_dataset("guide", (n, c, crop, crop), guide_dtype, chunks=(1, c, crop, crop))
+    f.create_dataset("target", (n, 1, crop, crop), np.float32, chunks=(1, 1, crop, crop))
     opts: dict[str, Any] = {"compression": "lzf", "shuffle": True}
-    f.create_dataset("target", (n, 1, crop, crop), np.float32, chunks=(1, 1, crop, crop), **opts)
     f.create_dataset("valid", (n, 1, crop, crop), bool, chunks=(1, 1, crop, crop), **opts)
     f.create_dataset("source", (n, 1, lr, lr), np.float32, chunks=(1, 1, lr, lr), **opts)
     f.create_dataset("chip_id", data=np.array([ch.chip_id for ch in chips], dtype="S"))
