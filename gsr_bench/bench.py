@@ -109,7 +109,7 @@ def measure(
             slow = _median_call(longer, guide, source, device, max(1, repeats // 2))
             timing.iteration_s = max(slow - median, 0.0) / (4 * options["iterations"])
         if isinstance(method, TorchMethod):
-            step_s = time_training_step(method, device, train_batch, train_patch, channels, repeats)
+            step_s = time_training_step(method, device, train_batch, train_patch, repeats)
             timing.train_mpix_s = train_batch * train_patch**2 / step_s / 1e6
             timing.train_batch, timing.train_patch = train_batch, train_patch
         out.append(timing)
@@ -128,34 +128,44 @@ def _median_call(
     return statistics.median(times)
 
 
-def time_training_step(
-    method: TorchMethod, device: torch.device, batch: int, patch: int, channels: int, repeats: int
-) -> float:
-    """Median seconds of one training step of the standard loop's kind (loss, backward, Adam)."""
+def training_step(method: TorchMethod, device: torch.device, batch: int, patch: int) -> Any:
+    """A callable making one step of the standard loop's kind (loss, backward, Adam) on a fixed
+    random batch of ``batch`` patches of ``patch`` pixels, synchronized on CUDA."""
     from gsr_bench.protocol import Train
     from gsr_bench.training import make_optimizer
 
     g = torch.Generator().manual_seed(1)
-    s = method.task.scale
     target = (torch.rand(batch, 1, patch, patch, generator=g) * 300).to(device)
     data = {
-        "guide": torch.randn(batch, channels, patch, patch, generator=g).to(device),
-        "source": torch.nn.functional.avg_pool2d(target, s),
+        "guide": torch.randn(batch, method.task.in_channels, patch, patch, generator=g).to(device),
+        "source": torch.nn.functional.avg_pool2d(target, method.task.scale),
         "target": target,
         "valid": target >= 0,
     }
     opt = make_optimizer(Train(), method.net.parameters(), device)
     method.net.train()
-    times = []
-    for i in range(repeats + 1):
-        start = time.perf_counter()
+
+    def step() -> None:
         loss = method.training_loss(data, "l1")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         synchronize(device)
-        if i:  # the first step allocates the optimizer state
-            times.append(time.perf_counter() - start)
+
+    return step
+
+
+def time_training_step(
+    method: TorchMethod, device: torch.device, batch: int, patch: int, repeats: int
+) -> float:
+    """Median seconds of one training step (the first, which allocates Adam's state, excluded)."""
+    step = training_step(method, device, batch, patch)
+    step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
     method.net.eval()
     return statistics.median(times)
 

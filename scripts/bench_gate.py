@@ -19,7 +19,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -54,33 +53,9 @@ def calibration() -> float:
     return median_time(kernel, 15, warmup=3)
 
 
-def training_step(method: Any, batch: int, patch: int) -> Callable[[], object]:
-    """One step of the standard loop's kind on a fixed random batch."""
-    from gsr_bench.protocol import Train
-    from gsr_bench.training import make_optimizer
-
-    g = torch.Generator().manual_seed(1)
-    target = torch.rand(batch, 1, patch, patch, generator=g) * 300
-    data = {
-        "guide": torch.randn(batch, method.task.in_channels, patch, patch, generator=g),
-        "source": torch.nn.functional.avg_pool2d(target, method.task.scale),
-        "target": target,
-        "valid": target >= 0,
-    }
-    opt = make_optimizer(Train(), method.net.parameters(), torch.device("cpu"))
-    method.net.train()
-
-    def step() -> None:
-        loss = method.training_loss(data, "l1")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return step
-
-
 def cases(work: Path) -> dict[str, tuple[Callable[[], object], int, str]]:
     """name -> (callable, tiles or items per call, unit)."""
+    from gsr_bench.bench import training_step
     from gsr_bench.data.prepare import prepare_split
     from gsr_bench.data.samplers import BatchSampler
     from gsr_bench.data.synth import synthesize
@@ -122,7 +97,7 @@ def cases(work: Path) -> dict[str, tuple[Callable[[], object], int, str]]:
     task = TaskInfo(tuple(f"c{i}" for i in range(14)), 10, 250, 60.0, 70.0, 500.0)
     for name in ("msg", "fdsr"):
         method = pm.methods.get(name).create(task).to(cpu)
-        out[f"train {name} (16 x 60 px)"] = (training_step(method, 16, 60), 16, "patches")
+        out[f"train {name} (16 x 60 px)"] = (training_step(method, cpu, 16, 60), 16, "patches")
     p2p = pm.methods.get("p2p").create(task, iterations=4).to(cpu)
     guide = torch.randn(2, 14, 250, 250, generator=g)
     source = torch.rand(2, 1, 25, 25, generator=g) * 300
