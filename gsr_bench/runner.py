@@ -169,6 +169,9 @@ class Runner:
         from gsr_bench import distributed
 
         todo, results = self.pending(jobs)
+        if self.force:  # from scratch: resuming would report the old weights as a new result
+            for job in todo:
+                shutil.rmtree(self.results_dir / "checkpoints" / job.key, ignore_errors=True)
         distributed.broadcast([j.key for j in todo])  # DDP: the other ranks train the same jobs
         if not todo:
             return results

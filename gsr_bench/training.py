@@ -149,6 +149,17 @@ def _load_checkpoint(ckpt: Path, ctx: TrainContext, method: TorchMethod) -> dict
             f"{state.get('job_key')}), not {getattr(method.spec, 'name', '?')!r} with key "
             f"{ctx.job_key}; refusing to load it: delete the file or rerun with --force"
         )
+    expected = {k: tuple(v.shape) for k, v in method.net.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.get("model", {}).items()}
+    if found != expected:  # the network changed under an unchanged version: never load it
+        differ = sorted(set(found) ^ set(expected)) or [k for k in expected if found[k] != expected[k]]
+        log.warning(
+            "%s: checkpoint of a different network (parameters %s differ in name or shape); "
+            "training from scratch (bump the method's version when its network changes)",
+            ckpt,
+            ", ".join(differ[:3]) + (" ..." if len(differ) > 3 else ""),
+        )
+        return None
     return state
 
 

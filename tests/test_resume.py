@@ -136,3 +136,60 @@ def test_nan_loss_fails_the_run_with_its_step(workdir: Path, plugin_manager: Plu
     (failed,) = tracker.runs("FAILED")
     assert "loss is nan at step 0" in failed.data.tags["error"]
     assert [r.data.tags["method"] for r in tracker.runs()] == ["nearest"]
+
+
+def test_force_trains_from_scratch(workdir: Path) -> None:
+    proto = _protocol(workdir, steps=20)
+    base = ["run", "-m", "msg-ng", "--protocol", str(proto), "-q", "--no-leaderboard"]
+    assert main(base) == 0
+    assert main([*base, "--force"]) == 0
+    first, again = sorted(Tracker(workdir / "results").runs("FINISHED"), key=lambda r: r.info.start_time)
+    # the finished checkpoint is not resumed: the forced run trains again, to the same weights
+    assert again.data.metrics["resumed_from_step"] == 0
+    assert again.data.metrics["rmse"] == pytest.approx(first.data.metrics["rmse"], rel=1e-6)
+
+
+class Narrow(TorchMethod):
+    width = 4
+
+    def __init__(self, task) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(task)
+        self.net = nn.Conv2d(1, self.width, 1)
+
+    def forward(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        up = source.repeat_interleave(10, -2).repeat_interleave(10, -1)
+        return self.net(up).mean(1, keepdim=True)
+
+
+class Wide(Narrow):
+    width = 8
+
+
+def test_checkpoint_of_a_changed_network_is_discarded(
+    workdir: Path, plugin_manager: PluginManager, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Same name and version, another network (a contributor edited it): never loaded."""
+    proto = _protocol(workdir, steps=20)
+    base = ["run", "-m", "edited", "--protocol", str(proto), "-q", "--no-leaderboard"]
+
+    current: dict[str, type] = {"net": Narrow}
+
+    def create(task):  # type: ignore[no-untyped-def]
+        return current["net"](task)
+
+    class Plugin:
+        @hookimpl
+        def gsr_bench_register_methods(self, register):  # type: ignore[no-untyped-def]
+            register(MethodSpec("edited", "gsr", "1", "a network being edited", create))
+
+    plugin_manager.register(Plugin(), "edited", "tests")
+    assert main(base) == 0
+    # the run finished; leave its checkpoint as an interrupted run would, then change the network
+    for run in Tracker(workdir / "results").runs("FINISHED"):
+        Tracker(workdir / "results").client.delete_run(run.info.run_id)
+    current["net"] = Wide
+    with caplog.at_level(logging.WARNING):
+        assert main(base) == 0
+    assert "checkpoint of a different network (parameters weight, bias" in caplog.text
+    (run,) = Tracker(workdir / "results").runs("FINISHED")
+    assert run.data.metrics["resumed_from_step"] == 0
