@@ -188,9 +188,10 @@ def html_page(table: pd.DataFrame) -> str:
         f"<style>{_HTML_STYLE}</style></head><body><h1>gsr-bench leaderboard</h1>",
         "<p>Errors in Mg/ha on the test split, mean ± std over seeds. Click a column to sort.</p>",
     ]
-    if table.empty:
+    if table.empty:  # a fresh folder whose every job failed: a page that says so, no crash
         parts.append("<p>No finished runs yet.</p>")
-    for (dataset, protocol), part in table.groupby(["dataset", "protocol"], sort=False):
+    groups = table.groupby(["dataset", "protocol"], sort=False) if not table.empty else []
+    for (dataset, protocol), part in groups:
         cols = [c for c in COLUMNS if f"{c}_mean" in part]
         parts.append(
             f"<h2>{e(dataset)} · protocol {e(protocol)} v{e(str(part['protocol_version'].iloc[0]))}</h2>"

@@ -193,3 +193,10 @@ def test_checkpoint_of_a_changed_network_is_discarded(
     assert "checkpoint of a different network (parameters weight, bias" in caplog.text
     (run,) = Tracker(workdir / "results").runs("FINISHED")
     assert run.data.metrics["resumed_from_step"] == 0
+
+
+def test_every_job_failing_still_writes_a_leaderboard(workdir: Path, plugin_manager: PluginManager) -> None:
+    plugin_manager.register(NaNPlugin(), "nan", "tests")
+    assert main(["run", "-m", "nan-net", "--protocol", "smoke", "-q"]) == 1  # failed, did not crash
+    assert "No finished runs yet" in (workdir / "leaderboard" / "README.md").read_text()
+    assert "No finished runs yet" in (workdir / "leaderboard" / "index.html").read_text()
