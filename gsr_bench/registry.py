@@ -18,16 +18,25 @@ Family = Literal["gsr", "sr", "regression"]
 FAMILIES: tuple[str, ...] = ("gsr", "sr", "regression")
 
 
-def resolve_factory(factory: str | Callable[..., Any]) -> Callable[..., Any]:
-    """Import a ``"package.module:attr"`` factory, or return a callable as is."""
+def resolve_factory(factory: str | Callable[..., Any], owner: str = "") -> Callable[..., Any]:
+    """Import a ``"package.module:attr"`` factory, or return a callable as is.
+
+    Raises:
+        GsrBenchError: one line naming ``owner`` and the factory when it cannot be imported.
+    """
     if callable(factory):
         return factory
     module_name, _, attr = factory.partition(":")
     if not attr:
-        raise GsrBenchError(f"factory {factory!r} must look like 'package.module:attribute'")
-    obj: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
+        raise GsrBenchError(f"{owner}factory {factory!r} must look like 'package.module:attribute'")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise GsrBenchError(
+            f"{owner}factory {factory!r} cannot be imported ({type(exc).__name__}: {exc})"
+        ) from None
     return obj
 
 

@@ -152,3 +152,22 @@ def test_broken_installed_plugins_are_reported_by_the_cli(broken_plugins: Path) 
         cwd=broken_plugins,
     )
     assert "still-here" in listing.stdout and "bicubic" in listing.stdout
+
+
+def test_a_typo_in_a_factory_fails_in_one_line_before_any_run(
+    workdir: Path, plugin_manager: PluginManager, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gsr_bench.cli import main
+
+    class Typo:
+        @hookimpl
+        def gsr_bench_register_methods(self, register):  # type: ignore[no-untyped-def]
+            register(MethodSpec("typo", "sr", "1", "misspelt factory", "gsr_bench_methods.interpolaton:X"))
+
+    plugin_manager.register(Typo(), "typo-plugin", "tests")
+    assert main(["run", "-m", "typo", "--protocol", "smoke", "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "method 'typo'" in err and "'gsr_bench_methods.interpolaton:X' cannot be imported" in err
+    assert "ModuleNotFoundError" in err and "Traceback" not in err
+    assert not (workdir / "results" / "mlflow.db").exists()  # refused while planning: no run made
