@@ -90,8 +90,11 @@ def plan_jobs(
     """Every (method, dataset, seed) under ``protocol``; unknown names fail before anything runs."""
     method_specs = [manager.methods.get(m) for m in methods]
     dataset_specs = [manager.datasets.get(d) for d in datasets]
-    for spec in (*method_specs, *dataset_specs):  # a typo in a plugin fails here, in one line
-        kind = "method" if isinstance(spec, MethodSpec) else "dataset"
+    specs: list[tuple[str, MethodSpec | DatasetSpec]] = [
+        *(("method", m) for m in method_specs),
+        *(("dataset", d) for d in dataset_specs),
+    ]
+    for kind, spec in specs:  # a typo in a plugin fails here, in one line
         resolve_factory(spec.factory, f"{kind} {spec.name!r} of plugin {spec.plugin or '?'!r}: ")
     jobs = []
     for d in dataset_specs:
