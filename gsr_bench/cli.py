@@ -79,6 +79,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     from gsr_bench.plugins import get_plugin_manager
+    from gsr_bench.registry import resolve_factory
 
     pm = get_plugin_manager()
     rows = [
@@ -91,12 +92,23 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         for p in pm.plugins.values()
     ]
     print(_table(rows, ["plugin", "distribution", "version", "registered"]))
-    if pm.failures:
-        print(f"\n{len(pm.failures)} plugin failure(s):", file=sys.stderr)
+    # a plugin can load and still register a factory that cannot be imported: check them all
+    broken = []
+    for kind, registry in (("method", pm.methods), ("dataset", pm.datasets)):
+        for spec in registry:
+            try:
+                resolve_factory(spec.factory, f"{kind} {spec.name!r} of plugin {spec.plugin or '?'!r}: ")
+            except GsrBenchError as exc:
+                broken.append(str(exc))
+    if pm.failures or broken:
+        print(f"\n{len(pm.failures) + len(broken)} plugin failure(s):", file=sys.stderr)
         for f in pm.failures:
             print(f"  {f}", file=sys.stderr)
             if args.verbose and f.traceback:
                 print(f.traceback, file=sys.stderr)
+        for line in broken:
+            print(f"  {line}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -135,9 +135,9 @@ def test_broken_installed_plugins_are_reported_by_the_cli(broken_plugins: Path) 
         capture_output=True,
         text=True,
         env=env,
-        check=True,
         cwd=broken_plugins,
     )
+    assert out.returncode == 1  # failures are reported and the command says so, as `pip check`
     assert "plugin 'a_import_error' (gsr-bench-broken) failed at import: ModuleNotFoundError" in out.stderr
     assert "plugin 'b_duplicate' (gsr-bench-broken)" in out.stderr and "already registered" in out.stderr
     assert "plugin 'c_raising' (gsr-bench-broken) failed at hook" in out.stderr
@@ -171,3 +171,6 @@ def test_a_typo_in_a_factory_fails_in_one_line_before_any_run(
     assert "method 'typo'" in err and "'gsr_bench_methods.interpolaton:X' cannot be imported" in err
     assert "ModuleNotFoundError" in err and "Traceback" not in err
     assert not (workdir / "results" / "mlflow.db").exists()  # refused while planning: no run made
+    # `gsr-bench plugins` finds it too, without running anything
+    assert main(["plugins"]) == 1
+    assert "method 'typo' of plugin 'typo-plugin'" in capsys.readouterr().err
