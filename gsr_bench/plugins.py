@@ -22,6 +22,7 @@ from gsr_bench.registry import DatasetSpec, MethodSpec, MetricSpec, Registry
 
 ENTRY_POINT_GROUP = "gsr_bench"
 PLUGINS_ENV = "GSR_BENCH_PLUGINS"
+BUILTIN_DISTRIBUTION = "gsr-bench"
 
 _HOOKS: dict[str, tuple[str, type[Any]]] = {
     "methods": ("gsr_bench_register_methods", MethodSpec),
@@ -72,7 +73,11 @@ class PluginManager:
 
     @staticmethod
     def _selected_entry_points() -> list[EntryPoint]:
-        eps = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+        # built-ins first: their names are taken before any outside plugin's, whatever it is called
+        eps = sorted(
+            entry_points(group=ENTRY_POINT_GROUP),
+            key=lambda e: (not (e.dist is not None and e.dist.name == BUILTIN_DISTRIBUTION), e.name),
+        )
         only = os.environ.get(PLUGINS_ENV, "").strip()
         if only:
             wanted = {n.strip() for n in only.split(",") if n.strip()}

@@ -139,7 +139,11 @@ def test_broken_installed_plugins_are_reported_by_the_cli(broken_plugins: Path) 
     )
     assert out.returncode == 1  # failures are reported and the command says so, as `pip check`
     assert "plugin 'a_import_error' (gsr-bench-broken) failed at import: ModuleNotFoundError" in out.stderr
-    assert "plugin 'b_duplicate' (gsr-bench-broken)" in out.stderr and "already registered" in out.stderr
+    # b_duplicate sorts before builtin_methods, yet the built-in keeps 'nearest' and the outside
+    # registration is the one refused
+    (dup,) = [line for line in out.stderr.splitlines() if "already registered" in line]
+    assert dup.strip().startswith("plugin 'b_duplicate' (gsr-bench-broken)") and "'nearest'" in dup
+    assert "plugin 'builtin_methods' (gsr-bench)" in dup  # the holder is the built-in
     assert "plugin 'c_raising' (gsr-bench-broken) failed at hook" in out.stderr
     assert "dataset hook exploded" in out.stderr
     assert "still-here" in out.stdout
@@ -152,6 +156,8 @@ def test_broken_installed_plugins_are_reported_by_the_cli(broken_plugins: Path) 
         cwd=broken_plugins,
     )
     assert "still-here" in listing.stdout and "bicubic" in listing.stdout
+    nearest = [line for line in listing.stdout.splitlines() if line.split()[:1] == ["nearest"]]
+    assert nearest and "dup" not in nearest[0]  # the built-in's description, not the outsider's
 
 
 def test_a_typo_in_a_factory_fails_in_one_line_before_any_run(
