@@ -261,6 +261,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         write_leaderboard(tracker, args.leaderboard)
         print(f"leaderboard written to {args.leaderboard}/README.md and index.html")
     failed = [r for r in results if r.status == "FAILED"]
+    for r in failed:
+        if args.verbose and r.traceback:
+            print(f"\n{r.job.name} failed:\n{r.traceback}", file=sys.stderr)
+    if failed and not args.verbose:
+        print(
+            f"{len(failed)} job(s) failed: rerun with --verbose for the tracebacks (also saved as each "
+            "run's traceback.txt artifact)",
+            file=sys.stderr,
+        )
     return 1 if failed else 0
 
 
@@ -376,13 +385,22 @@ def _adder(sub: Any, common: argparse.ArgumentParser) -> Callable[[str, str, str
     return add
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _common_flags(default: Any) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and debug logs")
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=default, help="show tracebacks and debug logs"
+    )
+    common.add_argument("-q", "--quiet", action="store_true", default=default, help="no progress bars")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # `-v` and `-q` work before and after the command: a sub-command's copy has no default, so it
+    # never resets what was given before the command (`gsr-bench -v run ...`)
+    common = _common_flags(argparse.SUPPRESS)
     parser = argparse.ArgumentParser(
         prog="gsr-bench",
-        parents=[common],
+        parents=[_common_flags(False)],
         formatter_class=_formatter,
         description="Benchmark guided super-resolution of biomass maps.",
         epilog="examples:\n  gsr-bench list methods\n  gsr-bench run --all\n"

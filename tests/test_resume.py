@@ -200,3 +200,18 @@ def test_every_job_failing_still_writes_a_leaderboard(workdir: Path, plugin_mana
     assert main(["run", "-m", "nan-net", "--protocol", "smoke", "-q"]) == 1  # failed, did not crash
     assert "No finished runs yet" in (workdir / "leaderboard" / "README.md").read_text()
     assert "No finished runs yet" in (workdir / "leaderboard" / "index.html").read_text()
+
+
+@pytest.mark.parametrize("flag_first", [True, False])
+def test_verbose_prints_a_failed_jobs_traceback_before_or_after_the_command(
+    workdir: Path, plugin_manager: PluginManager, capsys: pytest.CaptureFixture[str], flag_first: bool
+) -> None:
+    plugin_manager.register(NaNPlugin(), "nan", "tests")
+    run = ["run", "-m", "nan-net", "--protocol", "smoke", "-q", "--no-leaderboard", "--force"]
+    assert main(run) == 1
+    assert "rerun with --verbose" in capsys.readouterr().err
+    args = ["-v", *run] if flag_first else [*run, "-v"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "nan-net/biomassters-synthetic/smoke/seed0 failed:" in err
+    assert "Traceback (most recent call last)" in err and "loss is nan at step 0" in err
