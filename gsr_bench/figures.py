@@ -20,6 +20,14 @@ def _rgb(rgb: np.ndarray) -> np.ndarray:
     return np.clip((img - lo) / np.maximum(hi - lo, 1e-6), 0, 1)
 
 
+def tile_error(pred: np.ndarray, target: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, float]:
+    """The error map (NaN, drawn blank, where the label is invalid) and the RMSE of valid pixels,
+    as the metrics count them."""
+    err = np.where(valid, pred - target, np.nan)
+    rmse = float(np.sqrt(np.nanmean(err**2))) if valid.any() else float("nan")
+    return err, rmse
+
+
 def qualitative(tiles: dict[str, dict[str, Any]], path: Path, title: str, tile: int = 0) -> None:
     """Top: guide RGB, source, each method's prediction. Bottom: target, each method's error."""
     if not tiles:
@@ -41,9 +49,9 @@ def qualitative(tiles: dict[str, dict[str, Any]], path: Path, title: str, tile: 
         pred = data["pred"][tile, 0]
         im_val = axes[0, k].imshow(pred, cmap="viridis", vmin=0, vmax=vmax)
         axes[0, k].set_title(method, fontsize=8)
-        err = pred - target
+        err, rmse = tile_error(pred, target, data["valid"][tile, 0])
         im_err = axes[1, k].imshow(err, cmap="RdBu_r", vmin=-vmax / 2, vmax=vmax / 2)
-        axes[1, k].set_title(f"error, RMSE {np.sqrt(np.mean(err**2)):.1f}", fontsize=8)
+        axes[1, k].set_title(f"error, RMSE {rmse:.1f}", fontsize=8)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
