@@ -10,7 +10,7 @@ from typing import Any
 
 from gsr_bench import MethodSpec, hookimpl
 
-_GSR4B = "Karaman et al., GSR4B, ISPRS J. Photogramm. Remote Sens. 2025"
+_GSR4B = "Karaman et al., GSR4B, ISPRS Annals (Geospatial Week) 2025, arXiv:2504.01722"
 _MSG_PAPER = "Hui, Loy, Tang, Depth map super-resolution by deep multi-scale guidance, ECCV 2016"
 _INTERP_PAPER = f"Keys, IEEE TASSP 1981; GSR4B SR baselines ({_GSR4B})"
 _M = "gsr_bench_methods"
