@@ -143,7 +143,8 @@ class BioMasstersLayout:
                 f"{self.metadata_path}: missing column(s) {', '.join(missing)}; "
                 f"expected at least {', '.join(REQUIRED_COLUMNS)}"
             )
-        self._chips: dict[str, Chip] = {}
+        # keyed by split and id: a chip id may appear in both splits and must not merge them
+        self._chips: dict[tuple[str, str], Chip] = {}
         for row in table.itertuples(index=False):
             self._add_row(row)
 
@@ -162,10 +163,10 @@ class BioMasstersLayout:
             sensor=sensor,
             split=split,
             month=month_index(row.month, where),
-            size=_optional_int(getattr(row, "size", None)),
+            size=_optional_int(getattr(row, "size", None)) or None,  # 0 is a placeholder, not a size
             cksum=_optional_int(getattr(row, "cksum", None)),
         )
-        chip = self._chips.setdefault(chip_id, Chip(chip_id, split, agbm))
+        chip = self._chips.setdefault((split, chip_id), Chip(chip_id, split, agbm))
         (chip.s1 if sensor == "S1" else chip.s2)[file.month] = file
 
     def splits(self) -> list[str]:

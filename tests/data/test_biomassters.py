@@ -111,3 +111,42 @@ def test_missing_and_corrupt_tiff_name_the_file(real_sample: Path, tmp_path: Pat
     s2.unlink()
     with pytest.raises(DataError, match=r"001b0634_S2_00.tif: file missing"):
         layout.read_chip(chip)
+
+
+def test_same_chip_id_in_both_splits_and_zero_sizes(tmp_path: Path) -> None:
+    """As torchgeo's fixture has them: one id in train and test (two chips, not one merged), and
+    a metadata ``size`` of 0 (a placeholder, not a size to check the files against)."""
+    import csv
+
+    from gsr_bench.data.check import check_chip
+    from gsr_bench.data.synth import synthesize
+
+    root = synthesize(tmp_path / "root", 2, seed=5, test_chips=1, workers=1, progress=False)
+    meta = root / "features_metadata.csv"
+    rows = list(csv.DictReader(meta.open()))
+    train_id = sorted({r["chip_id"] for r in rows if r["split"] == "train"})[0]
+    test_id = next(r["chip_id"] for r in rows if r["split"] == "test")
+    for folder in ("test_features", "test_agbm"):
+        for path in (root / folder).glob(f"{test_id}_*"):
+            path.rename(path.with_name(path.name.replace(test_id, train_id)))
+    for r in rows:
+        for key in ("filename", "chip_id", "corresponding_agbm"):
+            if r["split"] == "test":
+                r[key] = r[key].replace(test_id, train_id)
+        r["size"] = "0"
+    with meta.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    layout = BioMasstersLayout(root)
+    (test_chip,) = layout.chips("test")
+    twin = next(c for c in layout.chips("train") if c.chip_id == train_id)
+    assert test_chip.chip_id == train_id and test_chip is not twin
+    for chip in (test_chip, twin):  # each keeps exactly its own split's files, none merged
+        listed = sum(
+            r["split"] == chip.split and r["chip_id"] == train_id and r["satellite"] == "S1" for r in rows
+        )
+        assert len(chip.s1) == listed
+    assert all(f.split == "test" for f in test_chip.s1.values())
+    for chip in layout.chips():
+        assert [p for p in check_chip(root, chip) if p.severity == "error"] == []
