@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -88,11 +89,9 @@ def measure(
     out = []
     for name in names:
         spec = manager.methods.get(name)
-        method = spec.create(task, **bench_options(name, device)).to(device)
-        method.predict(guide, source)
-        synchronize(device)
-        median = _median_call(method, guide, source, device, repeats)
         options = bench_options(name, device)
+        method = spec.create(task, **options).to(device)
+        median = median_seconds(_predict_call(method, guide, source, device), repeats, warmup=1)
         timing = Timing(
             name,
             spec.family,
@@ -106,7 +105,7 @@ def measure(
         )
         if "iterations" in options:  # a second timing at 5x the iterations gives their cost
             longer = spec.create(task, **{**options, "iterations": 5 * options["iterations"]}).to(device)
-            slow = _median_call(longer, guide, source, device, max(1, repeats // 2))
+            slow = median_seconds(_predict_call(longer, guide, source, device), max(1, repeats // 2))
             timing.iteration_s = max(slow - median, 0.0) / (4 * options["iterations"])
         if isinstance(method, TorchMethod):
             step_s = time_training_step(method, device, train_batch, train_patch, repeats)
@@ -116,16 +115,25 @@ def measure(
     return out
 
 
-def _median_call(
-    method: Any, guide: torch.Tensor, source: torch.Tensor, device: torch.device, repeats: int
-) -> float:
+def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 0) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` untimed ones
+    (``fn`` synchronizes the device itself where it must)."""
+    for _ in range(warmup):
+        fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        method.predict(guide, source)
-        synchronize(device)
+        fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def _predict_call(method: Any, guide: torch.Tensor, source: torch.Tensor, device: torch.device) -> Any:
+    def call() -> None:
+        method.predict(guide, source)
+        synchronize(device)
+
+    return call
 
 
 def training_step(method: TorchMethod, device: torch.device, batch: int, patch: int) -> Any:
@@ -159,15 +167,9 @@ def time_training_step(
     method: TorchMethod, device: torch.device, batch: int, patch: int, repeats: int
 ) -> float:
     """Median seconds of one training step (the first, which allocates Adam's state, excluded)."""
-    step = training_step(method, device, batch, patch)
-    step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+    seconds = median_seconds(training_step(method, device, batch, patch), repeats, warmup=1)
     method.net.eval()
-    return statistics.median(times)
+    return seconds
 
 
 def save(timings: list[Timing], folder: Path) -> Path:

@@ -79,7 +79,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     from gsr_bench.plugins import get_plugin_manager
-    from gsr_bench.registry import resolve_factory
+    from gsr_bench.registry import check_factory
 
     pm = get_plugin_manager()
     rows = [
@@ -97,7 +97,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for kind, registry in (("method", pm.methods), ("dataset", pm.datasets)):
         for spec in registry:
             try:
-                resolve_factory(spec.factory, f"{kind} {spec.name!r} of plugin {spec.plugin or '?'!r}: ")
+                check_factory(kind, spec)
             except GsrBenchError as exc:
                 broken.append(str(exc))
     if pm.failures or broken:

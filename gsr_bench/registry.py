@@ -40,6 +40,11 @@ def resolve_factory(factory: str | Callable[..., Any], owner: str = "") -> Calla
     return obj
 
 
+def check_factory(kind: str, spec: Any) -> Callable[..., Any]:
+    """Import a registered spec's factory; a failure is one line naming the spec and its plugin."""
+    return resolve_factory(spec.factory, f"{kind} {spec.name!r} of plugin {spec.plugin or '?'!r}: ")
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     """A method as a plugin registers it.

@@ -23,7 +23,7 @@ from typing import Any
 from gsr_bench.errors import GsrBenchError
 from gsr_bench.plugins import PluginManager
 from gsr_bench.protocol import Protocol
-from gsr_bench.registry import DatasetSpec, MethodSpec, resolve_factory
+from gsr_bench.registry import DatasetSpec, MethodSpec, check_factory
 from gsr_bench.tracking import JOB_KEY_TAG, Tracker, flatten
 
 log = logging.getLogger(__name__)
@@ -90,12 +90,10 @@ def plan_jobs(
     """Every (method, dataset, seed) under ``protocol``; unknown names fail before anything runs."""
     method_specs = [manager.methods.get(m) for m in methods]
     dataset_specs = [manager.datasets.get(d) for d in datasets]
-    specs: list[tuple[str, MethodSpec | DatasetSpec]] = [
-        *(("method", m) for m in method_specs),
-        *(("dataset", d) for d in dataset_specs),
-    ]
-    for kind, spec in specs:  # a typo in a plugin fails here, in one line
-        resolve_factory(spec.factory, f"{kind} {spec.name!r} of plugin {spec.plugin or '?'!r}: ")
+    for spec in method_specs:  # a typo in a plugin fails here, in one line
+        check_factory("method", spec)
+    for dspec in dataset_specs:
+        check_factory("dataset", dspec)
     jobs = []
     for d in dataset_specs:
         options = dict((dataset_options or {}).get(d.name, {}))

@@ -13,27 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from gsr_bench.bench import median_seconds
+
 BASELINE = Path(__file__).resolve().parents[1] / "tests" / "benchmarks" / "gate_baseline.json"
-
-
-def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def calibration() -> float:
@@ -50,7 +39,7 @@ def calibration() -> float:
         torch.nn.functional.conv2d(x, w, padding=1)
         big.mul(1.5).add_(1.0).sum()
 
-    return median_time(kernel, 15, warmup=3)
+    return median_seconds(kernel, 15, warmup=3)
 
 
 def cases(work: Path) -> dict[str, tuple[Callable[[], object], int, str]]:
@@ -119,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         timed = {}
         for name, (fn, items, unit) in cases(work).items():
-            timed[name] = (median_time(fn, args.repeats), items, unit)
+            timed[name] = (median_seconds(fn, args.repeats, warmup=1), items, unit)
     calib = calibration()
     ratios = {name: seconds / calib for name, (seconds, _, _) in timed.items()}
     baseline = json.loads(args.baseline.read_text()) if args.baseline.exists() else {}

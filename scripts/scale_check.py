@@ -41,7 +41,7 @@ def forward_flops_per_pixel(method: TorchMethod, device: torch.device) -> float:
     return counter.get_total_flops() / (250 * 250)
 
 
-def data(args: argparse.Namespace) -> tuple[Path, Path, int]:
+def data(args: argparse.Namespace) -> tuple[Path, Path]:
     folder = Path(args.cache)
     root = folder / f"synth-{args.chips}"
     test_chips = max(4, args.chips // 20)
@@ -64,7 +64,7 @@ def data(args: argparse.Namespace) -> tuple[Path, Path, int]:
                 f"({rate / workers:.1f} per core)"
             )
         paths.append(out)
-    return paths[0], paths[1], test_chips
+    return paths[0], paths[1]
 
 
 def train_check(name: str, args: argparse.Namespace, splits: Any, device: torch.device) -> dict[str, float]:
@@ -177,7 +177,7 @@ def scale_check(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     say(f"scale check on {name}, torch {torch.__version__}")
-    train_h5, test_h5, _ = data(args)
+    train_h5, test_h5 = data(args)
     splits = open_prepared(
         "scale",
         train_h5,
