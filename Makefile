@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # pip on this workplace's machines warns about every local index path it skips: keep the log readable
 PIP_QUIET := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,5 +36,10 @@ lint: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/pytest tests/benchmarks --benchmark-only --benchmark-autosave --benchmark-columns=min,median,mean,ops
 
+# the contributors' API reference, from the docstrings; warnings are errors (CI runs it)
+API_MODULES := gsr_bench.dataset gsr_bench.method gsr_bench.registry gsr_bench.hookspecs
+docs: $(VENV)/.installed-dev
+	$(BIN)/python -W error -m pdoc -d google -o docs/api $(API_MODULES)
+
 clean:
-	rm -rf $(VENV) results .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) results docs/api .pytest_cache .mypy_cache .ruff_cache

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gsr_bench import DatasetSpec, hookimpl
+from gsr_bench import CommandSpec, DatasetSpec, hookimpl
+
+_COMMANDS = "gsr_bench_datasets.biomassters.commands"
 
 
 @hookimpl
@@ -13,16 +15,38 @@ def gsr_bench_register_datasets(register: Callable[[Any], None]) -> None:
     register(
         DatasetSpec(
             name="biomassters",
-            version="2",
+            version="3",
             description="BioMassters (Finland, 10 m, LiDAR AGB labels) from a local download",
-            factory="gsr_bench_datasets.biomassters:BioMassters",
+            factory="gsr_bench_datasets.biomassters.dataset:BioMassters",
         )
     )
     register(
         DatasetSpec(
             name="biomassters-synthetic",
-            version="2",
+            version="3",
             description="Seeded simulation of Finnish forest in the BioMassters layout (no download)",
-            factory="gsr_bench_datasets.biomassters_synthetic:BioMasstersSynthetic",
+            factory="gsr_bench_datasets.biomassters.synthetic:BioMasstersSynthetic",
+        )
+    )
+
+
+@hookimpl
+def gsr_bench_register_commands(register: Callable[[Any], None]) -> None:
+    register(
+        CommandSpec(
+            name="synth",
+            help="write synthetic BioMassters in the official layout",
+            example="gsr-bench data synth --out synth/ --chips 40 --seed 0",
+            arguments=f"{_COMMANDS}:synth_arguments",
+            run=f"{_COMMANDS}:synth",
+        )
+    )
+    register(
+        CommandSpec(
+            name="check",
+            help="validate a BioMassters folder against its metadata",
+            example="gsr-bench data check --root ~/biomassters --stats",
+            arguments=f"{_COMMANDS}:check_arguments",
+            run=f"{_COMMANDS}:check",
         )
     )

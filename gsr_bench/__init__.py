@@ -8,8 +8,8 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from gsr_bench.hookspecs import hookimpl
-from gsr_bench.registry import DatasetSpec, MethodSpec, MetricSpec
+from gsr_bench.registry import CommandSpec, DatasetSpec, MethodSpec, MetricSpec
 
 __version__ = "0.1.0"
 
-__all__ = ["DatasetSpec", "MethodSpec", "MetricSpec", "__version__", "hookimpl"]
+__all__ = ["CommandSpec", "DatasetSpec", "MethodSpec", "MetricSpec", "__version__", "hookimpl"]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gsr_bench import __version__
+from gsr_bench.clitable import table as _table
 from gsr_bench.errors import GsrBenchError
 
 if TYPE_CHECKING:
@@ -27,14 +28,6 @@ DEFAULT_PROTOCOL = "quick"
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
-
-
-def _table(rows: list[list[str]], head: list[str]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    out = [line.format(*head), line.format(*("-" * w for w in widths))]
-    out += [line.format(*map(str, r)) for r in rows]
-    return "\n".join(s.rstrip() for s in out)
 
 
 # --- list, plugins -------------------------------------------------------------------------------
@@ -115,73 +108,47 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 # --- data ----------------------------------------------------------------------------------------
 
 
-def cmd_data_synth(args: argparse.Namespace) -> int:
-    from gsr_bench.data.synth import synthesize
-
-    out = synthesize(
-        args.out,
-        args.chips,
-        args.seed,
-        test_chips=args.test_chips,
-        workers=args.workers,
-        progress=not args.quiet,
-    )
-    print(f"wrote synthetic BioMassters to {out}")
-    return 0
-
-
 def cmd_data_prepare(args: argparse.Namespace) -> int:
     from gsr_bench.data.prepare import prepare_split
+    from gsr_bench.plugins import get_plugin_manager
+    from gsr_bench.protocol import load_protocol
+    from gsr_bench.runner import cache_dir, dataset_options
 
+    pm = get_plugin_manager()
+    protocol = load_protocol(args.protocol)
+    spec = pm.datasets.get(args.dataset)
+    options = dataset_options(spec, protocol, args.root, args.dataset_option)
+    dataset = spec.create(**options)
+    crop = args.crop or protocol.task.crop
+    dtype = args.guide_dtype or protocol.data.guide_dtype
     try:
-        out = prepare_split(
-            args.root,
-            args.split,
-            args.out,
-            args.crop,
-            args.composite,
-            workers=args.workers,
-            progress=not args.quiet,
-            guide_dtype=args.guide_dtype,
-        )
+        if args.out:
+            if not args.split:
+                raise GsrBenchError("--out writes one split: add --split train or --split test")
+            dataset.setup(cache_dir(Path(args.results)), progress=not args.quiet)
+            paths = {
+                args.split: prepare_split(
+                    dataset, args.split, args.out, crop, args.workers, not args.quiet, dtype
+                )
+            }
+        else:
+            paths = dataset.prepare(cache_dir(Path(args.results)), crop, dtype, not args.quiet, args.workers)
     except KeyboardInterrupt:
-        print(
-            f"interrupted: rerun the same command to resume ({args.out}.partial kept)",
-            file=sys.stderr,
-        )
+        print("interrupted: rerun the same command to resume (the .partial file is kept)", file=sys.stderr)
         return 130
-    print(f"wrote {out}")
+    for split, path in paths.items():
+        print(f"{split}: {path}")
     return 0
 
 
-def cmd_data_check(args: argparse.Namespace) -> int:
-    from gsr_bench.data.biomassters import MONTHS, BioMasstersLayout
-    from gsr_bench.data.check import check_layout, data_statistics
+def _plugin_command(spec: Any) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        from gsr_bench.registry import resolve_factory
 
-    layout = BioMasstersLayout(args.root)
-    report = check_layout(layout, args.split)
-    print(f"root      {report.root}\nmetadata  {report.metadata.name}")
-    print("chips     " + ", ".join(f"{k}: {v}" for k, v in sorted(report.chips.items())))
-    rows = [
-        [f"{i:02d} {MONTHS[i][:3]}", str(report.months["S1"][i]), str(report.months["S2"][i])]
-        for i in range(12)
-    ]
-    print("\nchips with an image per month\n" + _table(rows, ["month", "S1", "S2"]))
-    if args.stats:
-        stats = data_statistics(layout, args.max_chips)
-        print(
-            "\nstatistics (compare with the real BioMassters: AGB mean ~63, std ~71, p99.9 ~425, "
-            "zeros 19-25 %; VV asc ~-11.4 dB (3.2), VH asc ~-18.1 dB (4.4); corr NDVI ~+0.5, B12 ~-0.5)"
-        )
-        print(_table([[k, f"{v:.2f}"] for k, v in stats.items()], ["statistic", "value"]))
-    errors = report.errors
-    warnings = [p for p in report.problems if p.severity != "error"]
-    for p in report.problems[: args.max_problems]:
-        print(p)
-    if len(report.problems) > args.max_problems:
-        print(f"... and {len(report.problems) - args.max_problems} more")
-    print(f"\n{len(errors)} error(s), {len(warnings)} warning(s)")
-    return 1 if errors or (args.strict and warnings) else 0
+        owner = f"command {spec.name!r} of plugin {spec.plugin!r}: "
+        return int(resolve_factory(spec.run, owner)(args))
+
+    return run
 
 
 # --- run, leaderboard ----------------------------------------------------------------------------
@@ -210,8 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     protocol = load_protocol(args.protocol)
     if args.project_to_source:
         protocol = protocol.with_overrides({"eval.project_to_source": True}, "--project-to-source")
-    options = {"biomassters": {"root": args.root}} if args.root else {}
-    jobs = plan_jobs(pm, methods, datasets, protocol, args.seeds, options)
+    jobs = plan_jobs(pm, methods, datasets, protocol, args.seeds, args.root, args.dataset_option)
     if args.ddp:
         from gsr_bench import distributed
         from gsr_bench.runner import cache_dir, follow
@@ -340,8 +306,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         raise GsrBenchError("name methods with -m NAME (see `gsr-bench list methods`) or use --all")
     methods = pm.methods.names() if args.all else args.method
     protocol = load_protocol(args.protocol)
-    options = {"biomassters": {"root": args.root}} if args.root else {}
-    jobs = plan_jobs(pm, methods, args.dataset or [DEFAULT_DATASET], protocol, args.seeds, options)
+    datasets = args.dataset or [DEFAULT_DATASET]
+    jobs = plan_jobs(pm, methods, datasets, protocol, args.seeds, args.root, args.dataset_option)
     if args.device is None:
         import torch
 
@@ -394,7 +360,32 @@ def _common_flags(default: Any) -> argparse.ArgumentParser:
     return common
 
 
-def build_parser() -> argparse.ArgumentParser:
+def dataset_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", help="the dataset's folder, for datasets read from one (biomassters)")
+    p.add_argument(
+        "-O",
+        "--dataset-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a dataset option (repeatable), over the protocol's [datasets.NAME]: -O composite=seasonal",
+    )
+
+
+def _failed(message: str) -> Callable[[argparse.Namespace], int]:
+    def fn(args: argparse.Namespace) -> int:
+        raise GsrBenchError(message)
+
+    return fn
+
+
+def arguments(spec: Any) -> Callable[[argparse.ArgumentParser], None]:
+    from gsr_bench.registry import resolve_factory
+
+    return resolve_factory(spec.arguments, f"command {spec.name!r} of plugin {spec.plugin!r}: ")
+
+
+def build_parser(commands: Sequence[Any] | None = None) -> argparse.ArgumentParser:
+    """The parser; ``commands`` are the ``data`` actions plugins registered (CommandSpec)."""
     # `-v` and `-q` work before and after the command: a sub-command's copy has no default, so it
     # never resets what was given before the command (`gsr-bench -v run ...`)
     common = _common_flags(argparse.SUPPRESS)
@@ -430,53 +421,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = add(
         "data",
-        "synthesize, prepare and check BioMassters-format data",
-        "gsr-bench data check --root DIR",
+        "prepare a dataset's store, and the actions dataset plugins add",
+        "gsr-bench data prepare -d biomassters --root ~/biomassters --protocol paper",
     )
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
 
     dadd = _adder(dsub, common)
 
     p = dadd(
-        "synth",
-        "write synthetic BioMassters in the official layout",
-        "gsr-bench data synth --out synth/ --chips 40 --seed 0",
-    )
-    p.add_argument("--out", required=True, help="folder to write")
-    p.add_argument("--chips", type=int, required=True, help="number of train chips")
-    p.add_argument("--test-chips", type=int, help="number of test chips (default: chips / 4)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, help="processes (default: CPU count)")
-    p.set_defaults(fn=cmd_data_synth)
-
-    p = dadd(
         "prepare",
-        "pack a split into HDF5 (guide composites, target, source, statistics)",
-        "gsr-bench data prepare --root ~/biomassters --split train --out train.h5",
+        "read a dataset once into the store runs use (guide, target, source, statistics)",
+        "gsr-bench data prepare -d biomassters --root ~/biomassters --protocol paper",
     )
-    p.add_argument("--root", required=True, help="BioMassters folder (holds features_metadata.csv)")
-    p.add_argument("--split", required=True, choices=["train", "test"])
-    p.add_argument("--out", required=True, help="HDF5 file to write")
-    p.add_argument("--crop", type=int, default=250, help="top-left crop (multiple of 10)")
-    p.add_argument("--composite", default="leafon-median", help="guide composite")
+    p.add_argument("-d", "--dataset", default=DEFAULT_DATASET, help=f"dataset (default {DEFAULT_DATASET})")
+    dataset_args(p)
     p.add_argument(
-        "--guide-dtype", default="float16", choices=["float16", "float32"], help="how the guide is stored"
+        "--protocol", default=DEFAULT_PROTOCOL, help="whose crop and dataset options (default quick)"
     )
+    p.add_argument("--split", choices=["train", "test"], help="only this split (with --out)")
+    p.add_argument("--out", help="HDF5 file to write instead of the results' cache")
+    p.add_argument("--crop", type=int, help="top-left crop (default: the protocol's)")
+    p.add_argument("--guide-dtype", choices=["float16", "float32"], help="how the guide is stored")
     p.add_argument("--workers", type=int, help="processes (default: CPU count)")
+    p.add_argument("--results", default="results", help="the cache is RESULTS/cache (or GSR_BENCH_CACHE)")
     p.set_defaults(fn=cmd_data_prepare)
-
-    p = dadd(
-        "check",
-        "validate a BioMassters folder against its metadata",
-        "gsr-bench data check --root ~/biomassters --stats",
-    )
-    p.add_argument("--root", required=True)
-    p.add_argument("--split", help="only this split")
-    p.add_argument("--stats", action="store_true", help="print AGB, S1 and S2 statistics")
-    p.add_argument("--max-chips", type=int, default=100, help="chips sampled for --stats")
-    p.add_argument("--max-problems", type=int, default=50, help="problems printed")
-    p.add_argument("--strict", action="store_true", help="warnings (unofficial dtypes) fail too")
-    p.set_defaults(fn=cmd_data_check)
+    for spec in commands or []:
+        p = dadd(spec.name, spec.help, spec.example)
+        try:
+            arguments(spec)(p)
+        except GsrBenchError as exc:
+            p.set_defaults(fn=_failed(str(exc)))
+            continue
+        p.set_defaults(fn=_plugin_command(spec))
 
     def tracking_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--results", default="results", help="results folder (default: ./results)")
@@ -500,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--protocol", default=DEFAULT_PROTOCOL, help="protocol name or TOML file (default quick)")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the protocol's)")
-    p.add_argument("--root", help="folder of the real BioMassters data (dataset biomassters)")
+    dataset_args(p)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: the protocol's policy)")
     p.add_argument(
         "--executor",
@@ -550,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--method", action="append", help="method name (repeatable)")
     p.add_argument("--all", action="store_true", help="every installed method")
     p.add_argument("-d", "--dataset", action="append", help=f"dataset (default {DEFAULT_DATASET})")
-    p.add_argument("--root", help="BioMassters folder (for its chip counts; default: the official ones)")
+    dataset_args(p)
     p.add_argument("--protocol", default=DEFAULT_PROTOCOL, help="protocol name or TOML file")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the protocol's)")
     p.add_argument("--device", help="whose saved rates: a device name or part of it (cpu, cuda, H200)")
@@ -572,7 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(_registered_commands(argv)).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -589,6 +565,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         release_compile_workers()
+
+
+def _registered_commands(argv: Sequence[str] | None) -> list[Any]:
+    """Plugins' ``data`` actions; plugins load only for ``data`` (other commands stay quick)."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    if "data" not in words:
+        return []
+    from gsr_bench.plugins import get_plugin_manager
+
+    return list(get_plugin_manager().commands)
 
 
 def release_compile_workers() -> None:

@@ -116,9 +116,8 @@ def estimate(
     """Every job's estimate and the data each dataset needs prepared."""
     out, data, seen = [], [], set()
     for job in jobs:
-        options = {k: v for k, v in job.dataset_options.items() if v is not None}
-        adapter = job.dataset.create(**options)
-        chips = adapter.chip_counts(job.protocol)
+        dataset = job.dataset.create(**job.dataset_options)
+        chips = dataset.tile_counts()
         d = job.protocol.data
         train_tiles = round(chips["train"] * 0.9)
         counts = {
@@ -127,13 +126,12 @@ def estimate(
             "test": min(chips["test"], d.max_test_tiles or chips["test"]),
         }
         out.append(estimate_job(job, counts, rates))
-        key = (job.dataset.name, d.composite, d.guide_dtype)
+        key = (job.dataset.name, json.dumps(job.dataset_info, sort_keys=True, default=str), d.guide_dtype)
         if key not in seen:
             seen.add(key)
-            from gsr_bench.data.composite import get_composite
-
-            channels = len(get_composite(d.composite)[1])
-            per_tile = 250 * 250 * (channels * STORE_GUIDE_BYTES[d.guide_dtype] + 4 + 1) + 25 * 25 * 4
+            crop, lr = job.protocol.task.crop, job.protocol.task.crop // dataset.scale
+            channels = len(dataset.guide_channels)
+            per_tile = crop * crop * (channels * STORE_GUIDE_BYTES[d.guide_dtype] + 4 + 1) + lr * lr * 4
             total = chips["train"] + chips["test"]
             data.append(DataEstimate(job.dataset.name, total, total * per_tile / 1e9))
     return out, data

@@ -123,7 +123,7 @@ def execute(
         splits.test,
         proto.eval.batch_size,
         device,
-        proto.eval.bins,
+        splits.info.bins,
         proto.eval.warmup_batches,
         extra,
         progress,

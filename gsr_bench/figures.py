@@ -1,7 +1,8 @@
-"""Leaderboard figures: qualitative tiles, error by biomass bin, RMSE against throughput."""
+"""Leaderboard figures: qualitative tiles, error by target bin, RMSE against throughput."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,30 @@ import numpy as np
 import pandas as pd
 
 
+@dataclass(frozen=True)
+class Names:
+    """How a dataset names its target and source in figures (from its runs' tags)."""
+
+    units: str = ""
+    label: str = "target"
+    source_name: str = "source"
+
+    @classmethod
+    def of(cls, part: pd.DataFrame) -> Names:
+        first = part.iloc[0]
+        return cls(
+            str(first.get("units", "")),
+            str(first.get("label", "target")),
+            str(first.get("source_name", "source")),
+        )
+
+    def unit(self, name: str) -> str:
+        """``"RMSE (Mg/ha)"``; just the name for a unitless target."""
+        return f"{name} ({self.units})" if self.units else name
+
+
 def _rgb(rgb: np.ndarray) -> np.ndarray:
-    """A z-scored B4/B3/B2 guide as a displayable image (2-98 % stretch per band)."""
+    """The z-scored red/green/blue guide channels as a displayable image (2-98 % stretch each)."""
     img = np.moveaxis(rgb.astype(np.float32), 0, -1)
     lo, hi = np.percentile(img, 2, axis=(0, 1)), np.percentile(img, 98, axis=(0, 1))
     return np.clip((img - lo) / np.maximum(hi - lo, 1e-6), 0, 1)
@@ -28,21 +51,24 @@ def tile_error(pred: np.ndarray, target: np.ndarray, valid: np.ndarray) -> tuple
     return err, rmse
 
 
-def qualitative(tiles: dict[str, dict[str, Any]], path: Path, title: str, tile: int = 0) -> None:
+def qualitative(
+    tiles: dict[str, dict[str, Any]], path: Path, title: str, tile: int = 0, names: Names | None = None
+) -> None:
     """Top: guide RGB, source, each method's prediction. Bottom: target, each method's error."""
     if not tiles:
         return
+    names = names or Names()
     ref = next(iter(tiles.values()))
     target, source = ref["target"][tile, 0], ref["source"][tile, 0]
     vmax = float(np.percentile(target, 99.5)) or 1.0
     n = len(tiles)
     fig, axes = plt.subplots(2, n + 2, figsize=(2.3 * (n + 2), 5.0), squeeze=False)
     axes[0, 0].imshow(_rgb(ref["rgb"][tile]))
-    axes[0, 0].set_title("guide (B4 B3 B2)", fontsize=8)
+    axes[0, 0].set_title("guide (RGB)", fontsize=8)
     axes[0, 1].imshow(source, cmap="viridis", vmin=0, vmax=vmax, interpolation="nearest")
-    axes[0, 1].set_title("source (100 m)", fontsize=8)
+    axes[0, 1].set_title(names.source_name, fontsize=8)
     axes[1, 0].imshow(target, cmap="viridis", vmin=0, vmax=vmax)
-    axes[1, 0].set_title("target (10 m)", fontsize=8)
+    axes[1, 0].set_title(f"target ({names.label})", fontsize=8)
     axes[1, 1].axis("off")
     im_err = im_val = None
     for k, (method, data) in enumerate(tiles.items(), start=2):
@@ -56,8 +82,8 @@ def qualitative(tiles: dict[str, dict[str, Any]], path: Path, title: str, tile: 
         ax.set_xticks([])
         ax.set_yticks([])
     if im_val is not None and im_err is not None:
-        fig.colorbar(im_val, ax=axes[0, :].tolist(), shrink=0.8, label="AGB (Mg/ha)")
-        fig.colorbar(im_err, ax=axes[1, :].tolist(), shrink=0.8, label="error (Mg/ha)")
+        fig.colorbar(im_val, ax=axes[0, :].tolist(), shrink=0.8, label=names.unit(names.label))
+        fig.colorbar(im_err, ax=axes[1, :].tolist(), shrink=0.8, label=names.unit("error"))
     fig.suptitle(f"{title} · tile {ref['ids'][tile]}", fontsize=10)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -81,10 +107,10 @@ def _lower_bound(name: str) -> float:
 FAMILY_STYLES = {"gsr": ("-", "o"), "sr": ("--", "s"), "regression": (":", "^")}
 
 
-def error_by_bin(table: pd.DataFrame, path: Path) -> None:
-    """RMSE and mean signed error (bias) per biomass bin, one line per method, styled by family."""
-    names = _bins(table)
-    order = sorted(names, key=_lower_bound)
+def error_by_bin(table: pd.DataFrame, path: Path, names: Names | None = None) -> None:
+    """RMSE and mean signed error (bias) per target bin, one line per method, styled by family."""
+    names = names or Names()
+    order = sorted(_bins(table), key=_lower_bound)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     x = np.arange(len(order))
     for _, r in table.iterrows():
@@ -94,9 +120,9 @@ def error_by_bin(table: pd.DataFrame, path: Path) -> None:
         ax1.plot(x, [r[f"rmse_bin_{b}_mean"] for b in order], **kw)
         ax2.plot(x, [r[f"bias_bin_{b}_mean"] for b in order], **kw)
     labels = [b.replace("gt", ">") for b in order]
-    for ax, name in ((ax1, "RMSE (Mg/ha)"), (ax2, "bias, prediction − target (Mg/ha)")):
+    for ax, name in ((ax1, names.unit("RMSE")), (ax2, names.unit("bias, prediction − target"))):
         ax.set_xticks(x, labels)
-        ax.set_xlabel("target biomass bin (Mg/ha)")
+        ax.set_xlabel(names.unit(f"target {names.label} bin"))
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
     ax2.axhline(0, color="k", lw=0.8)
@@ -106,8 +132,9 @@ def error_by_bin(table: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def speed(table: pd.DataFrame, path: Path) -> None:
+def speed(table: pd.DataFrame, path: Path, names: Names | None = None) -> None:
     """RMSE against inference throughput (log scale)."""
+    names = names or Names()
     fig, ax = plt.subplots(figsize=(6, 4))
     for _, r in table.iterrows():
         ax.errorbar(
@@ -126,7 +153,7 @@ def speed(table: pd.DataFrame, path: Path) -> None:
         )
     ax.set_xscale("log")
     ax.set_xlabel("inference throughput (Mpix/s, log)")
-    ax.set_ylabel("RMSE (Mg/ha)")
+    ax.set_ylabel(names.unit("RMSE"))
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -29,3 +29,8 @@ def gsr_bench_register_datasets(register: Callable[..., Any]) -> None:
 @hookspec
 def gsr_bench_register_metrics(register: Callable[..., Any]) -> None:
     """Register extra metrics: ``register(MetricSpec(...))``."""
+
+
+@hookspec
+def gsr_bench_register_commands(register: Callable[..., Any]) -> None:
+    """Register ``gsr-bench data`` actions: ``register(CommandSpec(...))``."""

@@ -20,7 +20,17 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class TaskInfo:
-    """What a method is told about the task when it is created."""
+    """What a method is told about the task when it is created.
+
+    Attributes:
+        guide_channels: one name per guide channel (``"B4"``, ``"B4@summer"``, ``"red"``); see
+            ``gsr_bench.data.channels`` to find sensors and periods by name.
+        scale: the dataset's ratio of source to target pixel size (10 for BioMassters).
+        crop: side of the evaluated tiles, in target pixels (training patches may be smaller).
+        target_mean: mean of the valid train targets, in the dataset's units.
+        target_std: their standard deviation (``normalize``/``denormalize`` use both).
+        data_range: the span PSNR and SSIM are computed over.
+    """
 
     guide_channels: tuple[str, ...]
     scale: int
@@ -35,7 +45,11 @@ class TaskInfo:
 
 
 class Method:
-    """Base of all methods. ``spec`` and ``options`` are set by the registry on creation."""
+    """Base of all methods. ``spec`` and ``options`` are set by the registry on creation.
+
+    A training-free method implements :meth:`predict` only. The factory registered in its
+    :class:`~gsr_bench.registry.MethodSpec` is called as ``factory(task, **options)``.
+    """
 
     spec: Any = None
     options: dict[str, Any]
@@ -51,7 +65,8 @@ class Method:
         return {}
 
     def predict(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-        """``[B, C, H, W]`` normalized guide and ``[B, 1, h, w]`` source (Mg/ha) -> ``[B, 1, H, W]``."""
+        """``[B, C, H, W]`` normalized guide and ``[B, 1, h, w]`` source (in the dataset's units)
+        -> ``[B, 1, H, W]`` prediction in the same units."""
         raise NotImplementedError
 
     def to(self, device: torch.device) -> Method:
@@ -69,20 +84,26 @@ class Method:
 class TorchMethod(Method):
     """A learned method: ``self.net`` is trained by the core's standard loop.
 
-    Subclasses build ``self.net`` in ``__init__`` and implement ``forward(guide, source)``
-    returning Mg/ha; helpers normalize the source and target with the dataset's statistics.
+    Subclasses build ``self.net`` in ``__init__`` and implement :meth:`forward`; the core trains
+    it under the protocol's budget (optimizer, schedule, patches, augmentation, checkpoints) and
+    :meth:`predict` calls it without gradients.
     """
 
     net: nn.Module
     autocast: bool = False  # bf16 autocast on CUDA, set from the protocol's device options
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """A source or target in the dataset's units, z-scored with the train targets' statistics."""
         return (x - self.task.target_mean) / self.task.target_std
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`normalize`."""
         return x * self.task.target_std + self.task.target_mean
 
     def forward(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        """The prediction with gradients: ``guide`` ``[B, C, P, P]`` z-scored, ``source``
+        ``[B, 1, P/s, P/s]`` in the dataset's units -> ``[B, 1, P, P]`` in the same units, where
+        ``P`` is the training patch (or the crop at evaluation) and ``s`` the scale."""
         raise NotImplementedError
 
     def training_loss(self, batch: dict[str, torch.Tensor], kind: str) -> torch.Tensor:

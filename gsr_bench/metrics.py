@@ -1,4 +1,4 @@
-"""Evaluation metrics on valid pixels, in Mg/ha (design section 7), in torch.
+"""Evaluation metrics on valid pixels, in the target's units (design section 7), in torch.
 
 Pooled metrics (MAE, RMSE, bias, R2, per-bin RMSE) sum over every valid pixel of the test split;
 ``rmse_tile``, PSNR and SSIM are computed per tile and averaged (the BioMassters challenge and
@@ -19,12 +19,14 @@ import torch
 
 from gsr_bench.ops import block_mean
 
+TARGET_UNITS = "target"  # a metric in the dataset's units, named in each leaderboard section
+
 
 @dataclass(frozen=True)
 class MetricInfo:
     name: str
     higher_is_better: bool | None  # None: neither (bias: closer to 0; sizes)
-    unit: str = "Mg/ha"
+    unit: str = TARGET_UNITS
     label: str = ""
 
 
@@ -54,7 +56,7 @@ def format_rate(mpix_s: float) -> str:
 
 
 def bin_names(edges: Sequence[float]) -> list[str]:
-    """Names of the biomass bins: exactly 0, then between edges, then above the last."""
+    """Names of the target bins: exactly 0, then between edges, then above the last."""
     names = ["0"]
     for lo, hi in itertools.pairwise(edges):
         names.append(f"{lo:g}-{hi:g}")
@@ -63,7 +65,7 @@ def bin_names(edges: Sequence[float]) -> list[str]:
 
 
 def bin_index(target: torch.Tensor, edges: Sequence[float]) -> torch.Tensor:
-    """Bin of every pixel: 0 for exactly zero biomass, then ``(lo, hi]`` intervals."""
+    """Bin of every pixel: 0 for exactly zero, then ``(lo, hi]`` intervals."""
     bounds = torch.tensor(list(edges[1:]), dtype=target.dtype, device=target.device)
     idx = torch.bucketize(target, bounds, right=False) + 1
     return torch.where(target <= edges[0], torch.zeros_like(idx), idx)

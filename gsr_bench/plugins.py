@@ -18,7 +18,7 @@ from typing import Any
 import pluggy
 
 from gsr_bench import hookspecs
-from gsr_bench.registry import DatasetSpec, MethodSpec, MetricSpec, Registry
+from gsr_bench.registry import CommandSpec, DatasetSpec, MethodSpec, MetricSpec, Registry
 
 ENTRY_POINT_GROUP = "gsr_bench"
 PLUGINS_ENV = "GSR_BENCH_PLUGINS"
@@ -28,6 +28,7 @@ _HOOKS: dict[str, tuple[str, type[Any]]] = {
     "methods": ("gsr_bench_register_methods", MethodSpec),
     "datasets": ("gsr_bench_register_datasets", DatasetSpec),
     "metrics": ("gsr_bench_register_metrics", MetricSpec),
+    "commands": ("gsr_bench_register_commands", CommandSpec),
 }
 
 
@@ -67,6 +68,7 @@ class PluginManager:
         self.methods: Registry[MethodSpec] = Registry("method")
         self.datasets: Registry[DatasetSpec] = Registry("dataset")
         self.metrics: Registry[MetricSpec] = Registry("metric")
+        self.commands: Registry[CommandSpec] = Registry("command")
         if load_entrypoints:
             for ep in self._selected_entry_points():
                 self._load_entry_point(ep)

@@ -1,8 +1,10 @@
 """Versioned evaluation protocols, frozen in TOML files shipped with the package.
 
-A protocol fixes everything that makes two numbers comparable: the crop, scale and source
-degradation, the guide composite, the training budget, the evaluation and the seeds. Unknown keys
-are errors (a typo must never silently fall back to a default).
+A protocol fixes everything that makes two numbers comparable: the crop and source degradation,
+the training budget, the evaluation and the seeds. What belongs to a dataset (its scale, units,
+bins, guide composite) is the dataset's: a protocol may only set a dataset's options, in its
+``[datasets.NAME]`` table. Unknown keys are errors (a typo must never silently fall back to a
+default).
 """
 
 from __future__ import annotations
@@ -33,28 +35,16 @@ class Degradation:
 
 @dataclass(frozen=True)
 class Task:
-    crop: int = 250
-    scale: int = 10
+    crop: int = 250  # a multiple of the dataset's scale, checked when jobs are planned
     degradation: Degradation = field(default_factory=Degradation)
 
 
 @dataclass(frozen=True)
-class Synthetic:
-    """Size of ``biomassters-synthetic`` under this protocol."""
-
-    train_chips: int = 60
-    test_chips: int = 20
-    seed: int = 0
-
-
-@dataclass(frozen=True)
 class Data:
-    composite: str = "leafon-median"
     max_train_tiles: int = 0  # 0: all
     max_val_tiles: int = 0
     max_test_tiles: int = 0
     guide_dtype: str = "float16"  # how the prepared store keeps the guide (float16 or float32)
-    synthetic: Synthetic = field(default_factory=Synthetic)
 
 
 @dataclass(frozen=True)
@@ -75,7 +65,7 @@ class Loader:
 class Train:
     steps: int = 300
     batch_size: int = 16
-    patch_size: int = 60  # a multiple of the scale: crops stay aligned with the source grid
+    patch_size: int = 60  # a multiple of the dataset's scale: patches stay on the source grid
     optimizer: str = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -95,7 +85,6 @@ class Train:
 @dataclass(frozen=True)
 class Eval:
     batch_size: int = 8
-    bins: list[float] = field(default_factory=lambda: [0.0, 50.0, 100.0, 200.0, 300.0])
     figure_tiles: int = 2
     warmup_batches: int = 1
     project_to_source: bool = False
@@ -126,6 +115,9 @@ class Protocol:
     # per-method training budget, ``[method_train.resnext] patch_size = 60``: the protocol's own
     # choice (applied whatever ``train.method_overrides`` says); each job hashes only its own
     method_train: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # per-dataset options, ``[datasets.biomassters] composite = "seasonal"``: passed to the
+    # dataset's factory; a job records (and hashes) what its dataset reports of them
+    datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -161,14 +153,10 @@ class Protocol:
         return build_protocol(data, origin)
 
     def validate(self, origin: str) -> None:
-        if self.task.crop % self.task.scale:
+        if self.train.patch_size > self.task.crop:
             raise ProtocolError(
-                f"{origin}: task.crop {self.task.crop} is not a multiple of task.scale {self.task.scale}"
-            )
-        if self.train.patch_size % self.task.scale or self.train.patch_size > self.task.crop:
-            raise ProtocolError(
-                f"{origin}: train.patch_size {self.train.patch_size} must be a multiple of the "
-                f"scale and at most the crop"
+                f"{origin}: train.patch_size {self.train.patch_size} is larger than "
+                f"task.crop {self.task.crop}"
             )
         if not self.seeds:
             raise ProtocolError(f"{origin}: seeds is empty")
@@ -181,13 +169,15 @@ class Protocol:
             raise ProtocolError(f"{origin}: loader.tier must be one of {', '.join(TIERS)}")
         if not 0 < self.loader.memory_fraction <= 1:
             raise ProtocolError(f"{origin}: loader.memory_fraction must be in (0, 1]")
-        from gsr_bench.data.composite import get_composite
-        from gsr_bench.errors import GsrBenchError
 
-        try:
-            get_composite(self.data.composite)
-        except GsrBenchError as exc:
-            raise ProtocolError(f"{origin}: data.composite: {exc}") from None
+
+# keys that moved to the dataset: a protocol file that still sets them gets told where they went
+_MOVED = {
+    "task.scale": "the scale comes from the dataset",
+    "data.composite": 'set it per dataset: [datasets.biomassters] composite = "..."',
+    "data.synthetic": "set it per dataset: [datasets.biomassters-synthetic] train_chips = ...",
+    "eval.bins": "the bins come from the dataset",
+}
 
 
 def _build(cls: type, data: Mapping[str, Any], origin: str, prefix: str) -> Any:
@@ -196,6 +186,8 @@ def _build(cls: type, data: Mapping[str, Any], origin: str, prefix: str) -> Any:
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         dotted = f"{prefix}{key}"
+        if dotted in _MOVED:
+            raise ProtocolError(f"{origin}: {dotted!r} is no longer a protocol key: {_MOVED[dotted]}")
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
             hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""

@@ -96,7 +96,10 @@ class DatasetSpec:
         name: registry name (``"biomassters"``).
         version: bump it when the prepared data would change: it is part of every job key.
         description: one line shown by ``gsr-bench list datasets``.
-        factory: ``"module:attr"`` or a callable ``factory(**options) -> DatasetAdapter``.
+        factory: ``"module:attr"`` or a callable ``factory(**options)`` returning a
+            :class:`~gsr_bench.dataset.GSRDataset`; the options come from the protocol's
+            ``[datasets.NAME]`` table and the command line.
+        options: default keyword options of the factory.
     """
 
     name: str
@@ -126,6 +129,29 @@ class MetricSpec:
     plugin: str = ""
     distribution: str = ""
     family: str = "metric"
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A ``gsr-bench data NAME`` action a dataset plugin adds (``synth``, ``check``).
+
+    Attributes:
+        name: the action's name, unique across plugins.
+        help: one line shown by ``gsr-bench data --help``.
+        example: one command line shown under the action's help.
+        arguments: ``"module:attr"`` or a callable ``arguments(parser)`` adding its arguments.
+        run: ``"module:attr"`` or a callable ``run(args) -> int`` (the exit status); raise
+            :class:`~gsr_bench.errors.GsrBenchError` for a one-line error.
+    """
+
+    name: str
+    help: str
+    example: str
+    arguments: str | Callable[..., Any]
+    run: str | Callable[..., Any]
+    plugin: str = ""
+    distribution: str = ""
+    family: str = "command"
 
 
 class _Spec(Protocol):

@@ -43,7 +43,8 @@ class Job:
     protocol: Protocol  # with the method's declared overrides applied
     seed: int
     method_options: Mapping[str, Any] = field(default_factory=dict)
-    dataset_options: Mapping[str, Any] = field(default_factory=dict)
+    dataset_options: Mapping[str, Any] = field(default_factory=dict)  # the factory's keywords
+    dataset_info: Mapping[str, Any] = field(default_factory=dict)  # GSRDataset.describe()
 
     @property
     def name(self) -> str:
@@ -51,6 +52,14 @@ class Job:
 
     def config(self) -> dict[str, Any]:
         """The resolved configuration: what the key hashes and what MLflow records as params."""
+        # other methods' options are left out: changing them must not invalidate this job;
+        # so is the loader, which changes how batches arrive, never which
+        protocol = {
+            k: v
+            for k, v in self.protocol.to_dict().items()
+            if k not in ("methods", "method_train", "loader", "datasets")
+        }
+        protocol["task"] = {**protocol["task"], "scale": self.dataset_info.get("scale")}  # as used
         return {
             "method": {
                 "name": self.method.name,
@@ -58,18 +67,8 @@ class Job:
                 "options": dict(sorted({**self.method.options, **self.method_options}.items())),
                 "overrides": dict(self.method.overrides),
             },
-            "dataset": {
-                "name": self.dataset.name,
-                "version": self.dataset.version,
-                "options": dict(self.dataset_options),
-            },
-            # other methods' options are left out: changing them must not invalidate this job;
-            # so is the loader, which changes how batches arrive, never which
-            "protocol": {
-                k: v
-                for k, v in self.protocol.to_dict().items()
-                if k not in ("methods", "method_train", "loader")
-            },
+            "dataset": {"name": self.dataset.name, "version": self.dataset.version, **self.dataset_info},
+            "protocol": protocol,
             "seed": self.seed,
         }
 
@@ -79,30 +78,87 @@ class Job:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def parse_option(pair: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE read as TOML where it parses (``3``, ``true``, ``[1, 2]``)."""
+    import tomllib
+
+    key, sep, text = pair.partition("=")
+    if not sep or not key.strip():
+        raise GsrBenchError(f"dataset option {pair!r} must look like KEY=VALUE")
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    return key.strip(), value
+
+
+def dataset_options(
+    spec: DatasetSpec, protocol: Protocol, root: str | None = None, pairs: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The factory keywords of ``spec``: the protocol's ``[datasets.NAME]``, then the command
+    line's ``-O KEY=VALUE``, and ``--root`` for a dataset whose factory takes a ``root``."""
+    import inspect
+
+    options = dict(protocol.datasets.get(spec.name, {}))
+    options.update(parse_option(p) for p in pairs or [])
+    factory = check_factory("dataset", spec)
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        params = {}  # type: ignore[assignment]
+    if root and "root" in params:
+        options["root"] = root
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    unknown = [k for k in options if params and k not in params and not takes_any]
+    if unknown:
+        allowed = ", ".join(n for n in params if n != "self") or "none"
+        raise GsrBenchError(
+            f"dataset {spec.name!r} has no option {', '.join(map(repr, unknown))} (its options: {allowed})"
+        )
+    return options
+
+
+def _check_sizes(dataset: Any, protocol: Protocol, method: str) -> None:
+    """Crops and patches on the source grid, or one line naming the values (never a reshape
+    error deep inside a method)."""
+    scale, crop, patch = dataset.scale, protocol.task.crop, protocol.train.patch_size
+    for key, value in (("task.crop", crop), ("train.patch_size", patch)):
+        if value % scale:
+            lower, upper = value - value % scale, value - value % scale + scale
+            raise GsrBenchError(
+                f"protocol {protocol.name!r}: {key} {value} is not a multiple of the scale {scale} of "
+                f"dataset {dataset.name!r} (for method {method!r}); use {lower or upper} or {upper} "
+                "in a protocol file (--protocol FILE.toml)"
+            )
+
+
 def plan_jobs(
     manager: PluginManager,
     methods: Sequence[str],
     datasets: Sequence[str],
     protocol: Protocol,
     seeds: Sequence[int] | None = None,
-    dataset_options: Mapping[str, Mapping[str, Any]] | None = None,
+    root: str | None = None,
+    option_pairs: Sequence[str] | None = None,
 ) -> list[Job]:
-    """Every (method, dataset, seed) under ``protocol``; unknown names fail before anything runs."""
+    """Every (method, dataset, seed) under ``protocol``; unknown names, broken factories and
+    sizes that do not fit a dataset's scale fail before anything runs."""
     method_specs = [manager.methods.get(m) for m in methods]
     dataset_specs = [manager.datasets.get(d) for d in datasets]
     for spec in method_specs:  # a typo in a plugin fails here, in one line
         check_factory("method", spec)
-    for dspec in dataset_specs:
-        check_factory("dataset", dspec)
     jobs = []
     for d in dataset_specs:
-        options = dict((dataset_options or {}).get(d.name, {}))
-        described = d.create(**options).describe()
+        options = dataset_options(d, protocol, root, option_pairs)
+        dataset = d.create(**options)
+        described = dataset.describe()
         for m in method_specs:
             proto = protocol.for_method(m.name, m.overrides)
+            _check_sizes(dataset, proto, m.name)
             chosen = list(seeds if seeds is not None else proto.seeds)
             for seed in chosen if m.seeded else chosen[:1]:
-                jobs.append(Job(m, d, proto, int(seed), dict(proto.methods.get(m.name, {})), described))
+                method_options = dict(proto.methods.get(m.name, {}))
+                jobs.append(Job(m, d, proto, int(seed), method_options, options, described))
     return jobs
 
 
@@ -211,6 +267,9 @@ class Runner:
             "packages": json.dumps(package_versions(), sort_keys=True),
             "device": device_name(device),
             "dataset_revision": self.splits(job).info.revision,
+            "dataset_units": self.splits(job).info.units,
+            "dataset_label": self.splits(job).info.label,
+            "dataset_source_name": self.splits(job).info.source_name,
             "ddp_world_size": str(_world_size()),
         }
 
@@ -326,8 +385,9 @@ def _data_key(job: Job) -> str:
 
 def _load_splits(job: Job, cache_dir: Path, progress: bool = False, workers: int | None = 1) -> Any:
     """The job's tiles; Ray workers and DDP ranks (the defaults) prepare nothing in parallel."""
-    options = {k: v for k, v in job.dataset_options.items() if v is not None}
-    return job.dataset.create(**options).load(job.protocol, cache_dir, progress=progress, workers=workers)
+    return job.dataset.create(**job.dataset_options).load(
+        job.protocol, cache_dir, progress=progress, workers=workers
+    )
 
 
 def _world_size() -> int:

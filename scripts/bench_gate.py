@@ -47,17 +47,19 @@ def cases(work: Path) -> dict[str, tuple[Callable[[], object], int, str]]:
     from gsr_bench.bench import training_step
     from gsr_bench.data.prepare import prepare_split
     from gsr_bench.data.samplers import BatchSampler
-    from gsr_bench.data.synth import synthesize
     from gsr_bench.data.tiles import open_prepared
     from gsr_bench.method import TaskInfo
     from gsr_bench.metrics import ssim
     from gsr_bench.plugins import PluginManager
     from gsr_bench.protocol import Degradation, Loader, load_protocol
+    from gsr_bench_datasets.biomassters.dataset import BioMassters
+    from gsr_bench_datasets.biomassters.synth import synthesize
 
     root = synthesize(work / "root", 12, seed=0, test_chips=2, workers=1, progress=False)
-    train_h5 = prepare_split(root, "train", work / "train.h5", workers=1, progress=False)
-    test_h5 = prepare_split(root, "test", work / "test.h5", workers=1, progress=False)
-    splits = open_prepared("gate", train_h5, test_h5, 250, 10, (0.0,), 500.0, "", Degradation())
+    dataset = BioMassters(str(root))
+    train_h5 = prepare_split(dataset, "train", work / "train.h5", 250, workers=1, progress=False)
+    test_h5 = prepare_split(dataset, "test", work / "test.h5", 250, workers=1, progress=False)
+    splits = open_prepared(dataset, train_h5, test_h5, 250, Degradation())
     tiles = splits.train
     paper = load_protocol("paper").train
     cpu = torch.device("cpu")
@@ -66,7 +68,7 @@ def cases(work: Path) -> dict[str, tuple[Callable[[], object], int, str]]:
     def prepare_again() -> None:
         target = work / "again.h5"
         target.unlink(missing_ok=True)
-        prepare_split(root, "test", target, workers=1, progress=False)
+        prepare_split(dataset, "test", target, 250, workers=1, progress=False)
 
     out["data prepare (2 chips)"] = (prepare_again, 2, "chips")
     out["store first read"] = (lambda: tiles.read_arrays(range(len(tiles))), len(tiles), "tiles")

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         }
     )
     full_width = {"resnext": {"width": 1.0, "cardinality": 32}}
-    adapter = pm.datasets.get("biomassters-synthetic").create()
+    adapter = pm.datasets.get("biomassters-synthetic").create(**protocol.datasets["biomassters-synthetic"])
     cache = Path(tempfile.mkdtemp(prefix="gsr-bench-gpu-"))
     splits = adapter.load(protocol, cache, progress=True, workers=8)
     report: dict[str, object] = {"device": torch.cuda.get_device_name(device), "torch": torch.__version__}
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         batch = 4 if name == "resnext" else 32  # 24 M weights at every pixel: keep a call short
         ctx = TrainContext(protocol.train, 0, device, f"gpu-check-{name}", None, True, protocol.device)
         fit = method.fit(splits.train, splits.val, ctx)
-        metrics, _ = evaluate(method, splits.test, batch, device, protocol.eval.bins)
+        metrics, _ = evaluate(method, splits.test, batch, device, splits.info.bins)
         report[name] = {
             "train": fit,
             "test_rmse": metrics["rmse"],

@@ -16,7 +16,6 @@ import torch
 
 from gsr_bench.data.prepare import prepare_split
 from gsr_bench.data.samplers import BatchSampler
-from gsr_bench.data.synth import synthesize
 from gsr_bench.data.tiles import open_prepared
 from gsr_bench.evaluate import evaluate, task_info
 from gsr_bench.method import TorchMethod
@@ -24,6 +23,8 @@ from gsr_bench.ops import synchronize
 from gsr_bench.plugins import get_plugin_manager
 from gsr_bench.protocol import Degradation, load_protocol
 from gsr_bench.training import TrainContext, configure_device, train_method
+from gsr_bench_datasets.biomassters.dataset import BioMassters
+from gsr_bench_datasets.biomassters.synth import synthesize
 
 
 def say(*parts: object) -> None:
@@ -41,7 +42,7 @@ def forward_flops_per_pixel(method: TorchMethod, device: torch.device) -> float:
     return counter.get_total_flops() / (250 * 250)
 
 
-def data(args: argparse.Namespace) -> tuple[Path, Path]:
+def data(args: argparse.Namespace) -> tuple[BioMassters, Path, Path]:
     folder = Path(args.cache)
     root = folder / f"synth-{args.chips}"
     test_chips = max(4, args.chips // 20)
@@ -51,12 +52,12 @@ def data(args: argparse.Namespace) -> tuple[Path, Path]:
         synthesize(root, args.chips, seed=0, test_chips=test_chips, workers=workers, progress=False)
         seconds = time.perf_counter() - start
         say(f"data synth: {args.chips + test_chips} chips in {seconds:.0f} s on {workers} processes")
-    paths = []
+    dataset, paths = BioMassters(str(root)), []
     for split in ("train", "test"):
         out = folder / f"prepared-{args.chips}-{split}.h5"
         if not out.exists():
             start = time.perf_counter()
-            prepare_split(root, split, out, workers=workers, progress=False)
+            prepare_split(dataset, split, out, 250, workers=workers, progress=False)
             n = args.chips if split == "train" else test_chips
             rate = n / (time.perf_counter() - start)
             say(
@@ -64,7 +65,7 @@ def data(args: argparse.Namespace) -> tuple[Path, Path]:
                 f"({rate / workers:.1f} per core)"
             )
         paths.append(out)
-    return paths[0], paths[1]
+    return dataset, paths[0], paths[1]
 
 
 def train_check(name: str, args: argparse.Namespace, splits: Any, device: torch.device) -> dict[str, float]:
@@ -114,7 +115,7 @@ def train_check(name: str, args: argparse.Namespace, splits: Any, device: torch.
         pass
     synchronize(device)
     sampler_tiles_s = 10 * args.batch / (time.perf_counter() - start)
-    metrics, _ = evaluate(method, splits.test, args.batch, device, protocol.eval.bins)
+    metrics, _ = evaluate(method, splits.test, args.batch, device, splits.info.bins)
     infer = metrics["throughput_mpix_s"]
     peak = args.peak_tflops * 1e12
     report = {
@@ -177,19 +178,8 @@ def scale_check(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     say(f"scale check on {name}, torch {torch.__version__}")
-    train_h5, test_h5 = data(args)
-    splits = open_prepared(
-        "scale",
-        train_h5,
-        test_h5,
-        250,
-        10,
-        (0.0, 50.0, 100.0, 200.0, 300.0),
-        500.0,
-        "",
-        Degradation(),
-        (0, 32, 4 * args.batch),
-    )
+    dataset, train_h5, test_h5 = data(args)
+    splits = open_prepared(dataset, train_h5, test_h5, 250, Degradation(), (0, 32, 4 * args.batch))
     start = time.perf_counter()
     arrays = splits.train.read_arrays(range(min(len(splits.train), 200)))
     say(f"store first read: {len(arrays.target) / (time.perf_counter() - start):.0f} tiles/s")

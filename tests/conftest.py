@@ -41,7 +41,7 @@ def real_sample() -> Path:
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synthetic BioMassters: 9 train and 3 test chips, seed 3."""
-    from gsr_bench.data.synth import synthesize
+    from gsr_bench_datasets.biomassters.synth import synthesize
 
     return synthesize(
         tmp_path_factory.mktemp("synth") / "root",
@@ -56,10 +56,13 @@ def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def prepared(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from gsr_bench.data.prepare import prepare_split
+    from gsr_bench_datasets.biomassters.dataset import BioMassters
 
     out = tmp_path_factory.mktemp("prepared")
+    dataset = BioMassters(str(synth_root))
     return {
-        s: prepare_split(synth_root, s, out / f"{s}.h5", workers=1, progress=False) for s in ("train", "test")
+        s: prepare_split(dataset, s, out / f"{s}.h5", 250, workers=1, progress=False)
+        for s in ("train", "test")
     }
 
 

@@ -48,12 +48,12 @@ def test_job_times_follow_the_protocol_budget(tmp_path: Path) -> None:
     found, data = estimate(jobs, rates)
     by = {e.method: e for e in found}
     t = proto.train
-    test_px = proto.data.synthetic.test_chips * 250 * 250
+    test_px = proto.datasets["biomassters-synthetic"]["test_chips"] * 250 * 250
     assert by["bicubic"].train_s == 0 and by["bicubic"].eval_s == pytest.approx(test_px / 10e6)
     train_s = t.steps * t.batch_size * t.patch_size**2 / 0.5e6
     val_s = (t.steps // t.val_every) * 8 * 250 * 250 / 1e6  # 8 of the 80 train chips validate
     assert by["msg"].train_s == pytest.approx(train_s + val_s)
-    calls = proto.data.synthetic.test_chips / 4
+    calls = proto.datasets["biomassters-synthetic"]["test_chips"] / 4
     p2p_eval = test_px / 0.1e6 + calls * 0.5 * (t.per_image_iterations - 2)
     assert by["p2p"].eval_s == pytest.approx(p2p_eval)
     (d,) = data

@@ -38,8 +38,8 @@ def test_ssim_psnr_match_skimage_on_random_images(shape: tuple[int, int]) -> Non
 
 
 def test_ssim_psnr_match_skimage_on_the_real_tile(real_sample: Path) -> None:
-    from gsr_bench.data.biomassters import BioMasstersLayout
     from gsr_bench.ops import upsample
+    from gsr_bench_datasets.biomassters.layout import BioMasstersLayout
 
     layout = BioMasstersLayout(real_sample)
     target = torch.from_numpy(layout.read_chip(layout.chips()[0]).target[:250, :250])[None, None].double()

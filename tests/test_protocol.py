@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from gsr_bench.errors import ProtocolError, UnknownNameError
+from gsr_bench.errors import GsrBenchError, ProtocolError, UnknownNameError
 from gsr_bench.protocol import list_protocols, load_protocol
 
 
@@ -11,7 +11,7 @@ def test_builtin_protocols_load_and_are_versioned() -> None:
     assert set(names) == {"smoke", "quick", "paper"}
     for p in names.values():
         assert p.version
-        assert p.task.crop % p.task.scale == 0
+        assert p.task.crop % 10 == 0  # on the BioMassters source grid
     assert names["smoke"].task.crop < names["quick"].task.crop
     assert names["quick"].seeds == [0, 1]
 
@@ -33,10 +33,24 @@ def test_wrong_type_and_missing_version(tmp_path: Path) -> None:
         load_protocol(path)
 
 
-def test_crop_must_be_a_multiple_of_scale(tmp_path: Path) -> None:
+def test_crop_and_patch_must_be_multiples_of_the_dataset_scale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Checked when jobs are planned (the scale is the dataset's), in one line naming the values."""
+    from gsr_bench.cli import main
+
     path = tmp_path / "crop.toml"
     path.write_text('name = "c"\nversion = "1"\n[task]\ncrop = 255\n')
-    with pytest.raises(ProtocolError, match="not a multiple"):
+    assert main(["run", "-m", "bicubic", "--protocol", str(path), "-q", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "task.crop 255 is not a multiple of the scale 10 of dataset 'biomassters-synthetic'" in err
+    assert "use 250 or 260" in err
+    path.write_text('name = "c"\nversion = "1"\n[task]\ncrop = 250\n[train]\npatch_size = 64\n')
+    assert main(["estimate", "-m", "msg", "--protocol", str(path), "--results", str(tmp_path)]) == 2
+    assert "train.patch_size 64 is not a multiple" in capsys.readouterr().err
+    path.write_text('name = "c"\nversion = "1"\n[task]\ncrop = 50\n[train]\npatch_size = 60\n')
+    with pytest.raises(ProtocolError, match=r"patch_size 60 is larger than task.crop 50"):
         load_protocol(path)
 
 
@@ -71,10 +85,19 @@ def test_method_options_reach_only_their_own_job() -> None:
 
 
 def test_unknown_composite_and_bad_method_table(tmp_path: Path) -> None:
+    from gsr_bench.plugins import PluginManager
+    from gsr_bench.runner import plan_jobs
+
     path = tmp_path / "p.toml"
-    path.write_text('name = "p"\nversion = "1"\n[data]\ncomposite = "seasonl"\n')
-    with pytest.raises(ProtocolError, match="did you mean 'seasonal'"):
+    path.write_text('name = "p"\nversion = "1"\n[data]\ncomposite = "seasonal"\n')
+    with pytest.raises(ProtocolError, match=r"'data.composite' is no longer a protocol key: .*\[datasets"):
         load_protocol(path)
+    path.write_text('name = "p"\nversion = "1"\n[datasets.biomassters-synthetic]\ncomposite = "seasonl"\n')
+    with pytest.raises(GsrBenchError, match="did you mean 'seasonal'"):
+        plan_jobs(PluginManager(), ["bicubic"], ["biomassters-synthetic"], load_protocol(path))
+    path.write_text('name = "p"\nversion = "1"\n[datasets.biomassters-synthetic]\ncomposit = "seasonal"\n')
+    with pytest.raises(GsrBenchError, match=r"has no option 'composit' .*composite"):
+        plan_jobs(PluginManager(), ["bicubic"], ["biomassters-synthetic"], load_protocol(path))
     path.write_text('name = "p"\nversion = "1"\nmethods = 3\n')
     with pytest.raises(ProtocolError, match="'methods' must be a table"):
         load_protocol(path)

@@ -14,10 +14,10 @@ import torch
 
 from gsr_bench import MethodSpec, hookimpl
 from gsr_bench.cli import main
-from gsr_bench.data.composite import COMPOSITES
 from gsr_bench.method import Method
 from gsr_bench.plugins import PluginManager
 from gsr_bench.tracking import Tracker
+from gsr_bench_datasets.biomassters.composite import COMPOSITES
 
 
 def test_smoke_run_records_skips_and_forces(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -218,9 +218,8 @@ def test_other_composites_reach_the_regression_methods(workdir: Path, composite:
     """A protocol naming another composite: prepared once, its channel names travel to the methods."""
     protocol = workdir / f"{composite}.toml"
     text = (Path(__file__).parents[1] / "gsr_bench" / "protocols" / "smoke.toml").read_text()
-    protocol.write_text(
-        text.replace('name = "smoke"', f'name = "smoke-{composite}"').replace("leafon-median", composite)
-    )
+    text = text.replace('name = "smoke"', f'name = "smoke-{composite}"')
+    protocol.write_text(f'{text}composite = "{composite}"\n')  # into [datasets.biomassters-synthetic]
     args = ["run", "-m", "resnext", "-m", "unet", "-m", "bicubic", "--protocol", str(protocol), "-q"]
     assert main(args) == 0
     runs = {r.data.tags["method"]: r for r in Tracker(workdir / "results").runs()}

@@ -16,6 +16,7 @@ from gsr_bench.ops import upsample
 from gsr_bench.plugins import PluginManager
 from gsr_bench.protocol import Degradation, load_protocol
 from gsr_bench.training import TrainContext, train_method, validation_rmse
+from gsr_bench_datasets.biomassters.dataset import BioMassters
 
 
 class TinyResidual(TorchMethod):
@@ -54,9 +55,7 @@ class TinyPlugin:
 
 @pytest.fixture(scope="module")
 def splits(prepared: dict[str, Path]):  # type: ignore[no-untyped-def]
-    return open_prepared(
-        "s", prepared["train"], prepared["test"], 60, 10, (0.0, 50.0), 500.0, "t", Degradation()
-    )
+    return open_prepared(BioMassters(), prepared["train"], prepared["test"], 60, Degradation())
 
 
 def _train(splits, seed: int, steps: int = 40) -> tuple[TinyResidual, dict[str, float]]:  # type: ignore[no-untyped-def]

@@ -6,8 +6,9 @@ separate S1 and S2 entries) or regroup a series by period (methods that want tim
 
 from __future__ import annotations
 
-from gsr_bench.data.biomassters import S1_BANDS, S2_BANDS
-
+# Sentinel-1 (polarization and orbit direction) and Sentinel-2 (L2A band) channel names
+S1_BANDS = ("VV_asc", "VH_asc", "VV_desc", "VH_desc")
+S2_BANDS = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
 MASK_PREFIX = "avail_"  # availability masks: ``avail_S2@Jan`` is 1 where January's S2 is clear
 
 

@@ -51,19 +51,27 @@ def _hw_bands(path: Path, shape: tuple[int, ...], axes: str) -> tuple[tuple[int,
     raise DataError(f"{path}: unexpected TIFF layout {axes} {shape}")
 
 
-def read_tiff(path: Path, bands: int) -> np.ndarray:
-    """Read a TIFF as float32 ``[bands, H, W]``, whatever its dtype, interleave or compression."""
+def read_tiff(path: Path, bands: int | None) -> np.ndarray:
+    """Read a TIFF as float32 ``[bands, H, W]``, whatever its dtype, interleave or compression
+    (``bands=None``: as many as it has)."""
     if not path.is_file():
         raise DataError(f"{path}: file missing")
+    compression: object = "a codec"
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             axes = series.axes
+            compression = tif.pages[0].compression
             array = series.asarray()
     except Exception as exc:
+        if "imagecodecs" in str(exc):  # a valid file this installation cannot decode
+            raise DataError(
+                f"{path}: compressed with {getattr(compression, 'name', compression)}, which tifffile "
+                "decodes only with the imagecodecs package: pip install imagecodecs"
+            ) from None
         raise DataError(f"{path}: not a readable TIFF ({type(exc).__name__}: {exc})") from None
     _, found = _hw_bands(path, array.shape, axes)
-    if found != bands:
+    if bands is not None and found != bands:
         raise DataError(f"{path}: expected {bands} band(s), found {found}")
     if axes == "YX":
         array = array[None]

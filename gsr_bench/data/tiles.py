@@ -1,8 +1,8 @@
 """Prepared HDF5 splits as datasets of the sample contract.
 
 A sample is a dict: ``guide`` float32 [C, H, W] (z-scored with the train statistics, no-data as
-0), ``source`` float32 [1, H/s, W/s] in Mg/ha, ``target`` float32 [1, H, W] in Mg/ha, ``valid``
-bool [1, H, W] and ``id`` str.
+0), ``source`` float32 [1, H/s, W/s] and ``target`` float32 [1, H, W] in the dataset's units,
+``valid`` bool [1, H, W] and ``id`` str.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
@@ -21,17 +21,19 @@ import torch
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from gsr_bench.data.channels import rgb_indices
 from gsr_bench.data.prepare import block_mean, read_prepared_attrs
 from gsr_bench.errors import DataError
 from gsr_bench.protocol import Degradation
+
+if TYPE_CHECKING:
+    from gsr_bench.dataset import GSRDataset
 
 IN_MEMORY_LIMIT = 4 * 2**30  # bytes: below this a split is read once and kept in memory
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """What a dataset declares about its tiles."""
+    """What a dataset declares about its tiles (``gsr_bench.dataset.GSRDataset``), as opened."""
 
     name: str
     guide_channels: tuple[str, ...]
@@ -41,8 +43,10 @@ class DatasetInfo:
     revision: str
     target_mean: float
     target_std: float
-    units: str = "Mg/ha"
-    rgb_channels: tuple[int, int, int] = (2, 1, 0)  # B4, B3, B2, found by name in open_prepared
+    units: str = ""
+    label: str = "target"
+    rgb_channels: tuple[int, int, int] = (0, 1, 2)
+    source_name: str = "source"
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -227,20 +231,17 @@ class Splits:
 
 
 def open_prepared(
-    name: str,
+    dataset: GSRDataset,
     train_h5: Path,
     test_h5: Path,
     crop: int,
-    scale: int,
-    bins: tuple[float, ...],
-    data_range: float,
-    revision: str,
     degradation: Degradation,
     max_tiles: tuple[int, int, int] = (0, 0, 0),
 ) -> Splits:
-    """Train/val/test tile sets from two prepared files; statistics always from train."""
+    """Train/val/test tile sets of ``dataset`` from two prepared files; statistics always from train."""
     attrs = read_prepared_attrs(train_h5)
     test_attrs = read_prepared_attrs(test_h5)
+    name = dataset.name
     if int(attrs["crop"]) < crop:
         raise DataError(f"{train_h5}: prepared at crop {attrs['crop']}, smaller than the protocol's {crop}")
     if attrs["guide_channels"] != test_attrs["guide_channels"]:
@@ -249,13 +250,16 @@ def open_prepared(
     info = DatasetInfo(
         name=name,
         guide_channels=channels,
-        scale=scale,
-        data_range=data_range,
-        bins=bins,
-        revision=revision,
+        scale=dataset.scale,
+        data_range=dataset.data_range,
+        bins=tuple(dataset.bins),
+        revision=dataset.revision(),
         target_mean=float(attrs["target_mean"]),
         target_std=float(attrs["target_std"]),
-        rgb_channels=rgb_indices(channels),
+        units=dataset.units,
+        label=dataset.label,
+        rgb_channels=dataset.rgb_indices(),
+        source_name=dataset.source_name,
     )
     with h5py.File(train_h5, "r") as f:
         is_val = f["is_val"][:]

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from gsr_bench.data.biomassters import BioMasstersLayout
-from gsr_bench.data.composite import leafon_median
 from gsr_bench.data.tiles import open_prepared
 from gsr_bench.protocol import Degradation
+from gsr_bench_datasets.biomassters.composite import leafon_median
+from gsr_bench_datasets.biomassters.dataset import BioMassters
+from gsr_bench_datasets.biomassters.layout import BioMasstersLayout
 
 pytestmark = pytest.mark.benchmark
 
@@ -31,9 +32,7 @@ def test_read_raw_tiffs(benchmark, synth_root: Path) -> None:  # type: ignore[no
 
 
 def test_read_prepared_hdf5(benchmark, prepared: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
-    splits = open_prepared(
-        "s", prepared["train"], prepared["test"], 250, 10, (0.0,), 500.0, "", Degradation()
-    )
+    splits = open_prepared(BioMassters(), prepared["train"], prepared["test"], 250, Degradation())
     tiles = splits.train
     tiles.indices = list(range(9))  # every chip of the file, as the raw benchmark reads
 
@@ -54,9 +53,7 @@ def test_sampler_paper_batch(benchmark, prepared: dict[str, Path], tier: str) ->
     from gsr_bench.data.samplers import BatchSampler
     from gsr_bench.protocol import Loader, load_protocol
 
-    splits = open_prepared(
-        "s", prepared["train"], prepared["test"], 250, 10, (0.0,), 500.0, "", Degradation()
-    )
+    splits = open_prepared(BioMassters(), prepared["train"], prepared["test"], 250, Degradation())
     train = load_protocol("paper").train
     sampler = BatchSampler(splits.train, train, Loader(tier=tier, workers=0), 0, torch.device("cpu"))
     steps = iter(range(10**9))

@@ -11,13 +11,12 @@ import torch
 from gsr_bench.data.samplers import BatchSampler, _grids, assemble, choose_tier, draw_plan
 from gsr_bench.data.tiles import open_prepared
 from gsr_bench.protocol import Degradation, Loader, load_protocol
+from gsr_bench_datasets.biomassters.dataset import BioMassters
 
 
 @pytest.fixture(scope="module")
 def splits(prepared: dict[str, Path]):  # type: ignore[no-untyped-def]
-    return open_prepared(
-        "s", prepared["train"], prepared["test"], 250, 10, (0.0,), 500.0, "t", Degradation(blur_sigma=1.0)
-    )
+    return open_prepared(BioMassters(), prepared["train"], prepared["test"], 250, Degradation(blur_sigma=1.0))
 
 
 @pytest.mark.parametrize("size", [3, 6])

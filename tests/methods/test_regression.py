@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gsr_bench.data.composite import COMPOSITES
 from gsr_bench.method import TaskInfo, TorchMethod
 from gsr_bench.plugins import PluginManager
+from gsr_bench_datasets.biomassters.composite import COMPOSITES
 from gsr_bench_methods.resnext import LOG_VAR_MAX, LOG_VAR_MIN
 
 CHANNELS = COMPOSITES["leafon-median"][1]  # 10 S2 bands, then 4 S1 bands

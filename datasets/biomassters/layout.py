@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from gsr_bench.data.channels import S1_BANDS, S2_BANDS
 from gsr_bench.data.tiff import read_tiff
 from gsr_bench.errors import DataError
 
@@ -37,8 +38,6 @@ MONTHS = (
     "July",
     "August",
 )
-S1_BANDS = ("VV_asc", "VH_asc", "VV_desc", "VH_desc")
-S2_BANDS = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
 S2_FILE_BANDS = (*S2_BANDS, "CLP")
 LEAF_ON_MONTHS = (7, 8, 9, 10, 11)  # April .. August
 S1_NODATA = -9999.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -9,9 +10,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from gsr_bench.data.biomassters import BioMasstersLayout, month_index
 from gsr_bench.data.tiff import posix_cksum, read_tiff
 from gsr_bench.errors import DataError
+from gsr_bench_datasets.biomassters.layout import BioMasstersLayout, month_index
 
 
 def test_real_sample_known_values(real_sample: Path) -> None:
@@ -118,8 +119,8 @@ def test_same_chip_id_in_both_splits_and_zero_sizes(tmp_path: Path) -> None:
     a metadata ``size`` of 0 (a placeholder, not a size to check the files against)."""
     import csv
 
-    from gsr_bench.data.check import check_chip
-    from gsr_bench.data.synth import synthesize
+    from gsr_bench_datasets.biomassters.check import check_chip
+    from gsr_bench_datasets.biomassters.synth import synthesize
 
     root = synthesize(tmp_path / "root", 2, seed=5, test_chips=1, workers=1, progress=False)
     meta = root / "features_metadata.csv"
@@ -150,3 +151,39 @@ def test_same_chip_id_in_both_splits_and_zero_sizes(tmp_path: Path) -> None:
     assert all(f.split == "test" for f in test_chip.s1.values())
     for chip in layout.chips():
         assert [p for p in check_chip(root, chip) if p.severity == "error"] == []
+
+
+def test_torchgeo_like_fixture_runs_at_a_small_crop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchgeo's BioMassters fixture: 32-pixel LZW-compressed TIFFs. They load (imagecodecs is a
+    dependency) and a protocol cropping 30 prepares them at 30 instead of refusing them."""
+    import tifffile
+
+    from gsr_bench.cli import main
+    from gsr_bench.tracking import Tracker
+    from gsr_bench_datasets.biomassters.synth import synthesize
+
+    root = synthesize(tmp_path / "root", 3, seed=6, test_chips=1, workers=1, progress=False)
+    for path in root.glob("*_*/*.tif"):
+        with tifffile.TiffFile(path) as tif:
+            data = tif.series[0].asarray()
+        small = data[:32, :32]
+        contig = "contig" if small.ndim == 3 else None
+        tifffile.imwrite(
+            path, small, compression="lzw", photometric="minisblack", planarconfig=contig, metadata=None
+        )
+        with tifffile.TiffFile(path) as tif:
+            assert tif.pages[0].compression == tifffile.COMPRESSION.LZW
+    for meta in root.glob("*metadata.csv"):  # sizes of 0, as in torchgeo's fixture
+        meta.write_text(re.sub(r",\d+,(\d+,s3://)", r",0,\1", meta.read_text()))
+    protocol = tmp_path / "small.toml"
+    protocol.write_text(
+        'name = "small"\nversion = "1"\n[task]\ncrop = 30\n'
+        "[train]\nsteps = 4\nbatch_size = 2\npatch_size = 20\nval_every = 2\ncheckpoint_every = 2\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GSR_BENCH_CACHE", str(tmp_path / "cache"))
+    args = ["run", "-m", "bicubic", "-m", "msg", "-d", "biomassters", "--root", str(root), "-q"]
+    assert main([*args, "--protocol", str(protocol), "--no-leaderboard"]) == 0
+    runs = list(Tracker(tmp_path / "results").runs("FINISHED"))
+    assert {r.data.tags["method"] for r in runs} == {"bicubic", "msg"}
+    assert {r.data.params["protocol.task.crop"] for r in runs} == {"30"}

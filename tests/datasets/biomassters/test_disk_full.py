@@ -16,7 +16,8 @@ import pytest
 
 from gsr_bench.cli import main
 from gsr_bench.data.prepare import prepare_split
-from gsr_bench.data.synth import synthesize
+from gsr_bench_datasets.biomassters.dataset import BioMassters
+from gsr_bench_datasets.biomassters.synth import synthesize
 
 
 @pytest.fixture
@@ -46,6 +47,10 @@ def test_prepare_on_a_full_disk_stops_with_one_line_and_resumes(
     args = [
         "data",
         "prepare",
+        "-d",
+        "biomassters",
+        "--crop",
+        "250",
         "--root",
         str(synth_root),
         "--split",
@@ -66,7 +71,9 @@ def test_prepare_on_a_full_disk_stops_with_one_line_and_resumes(
     assert main([*args, "-q"]) == 0
     with h5py.File(out, "r") as f:
         assert f.attrs["complete"] and f["done"][:].all()
-    reference = prepare_split(synth_root, "train", small_disk / "ref.h5", workers=1, progress=False)
+    reference = prepare_split(
+        BioMassters(str(synth_root)), "train", small_disk / "ref.h5", crop=250, workers=1, progress=False
+    )
     with h5py.File(out, "r") as a, h5py.File(reference, "r") as b:
         np.testing.assert_array_equal(a["guide"][:], b["guide"][:])
         assert dict(a.attrs)["guide_mean"].tolist() == dict(b.attrs)["guide_mean"].tolist()

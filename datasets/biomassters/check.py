@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gsr_bench.data.biomassters import (
+from gsr_bench.data.tiff import tiff_header
+from gsr_bench.errors import DataError
+from gsr_bench_datasets.biomassters.layout import (
     LEAF_ON_MONTHS,
     SENSOR_BANDS,
     SENSOR_DTYPES,
@@ -17,8 +19,6 @@ from gsr_bench.data.biomassters import (
     agbm_path,
     feature_path,
 )
-from gsr_bench.data.tiff import tiff_header
-from gsr_bench.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gsr_bench.data.biomassters import MONTHS, BioMasstersLayout
-from gsr_bench.data.check import check_layout, data_statistics
-from gsr_bench.data.synth import FEATURE_COLUMNS, simulate_chip, synthesize
 from gsr_bench.data.tiff import posix_cksum
 from gsr_bench.ops import upsample
+from gsr_bench_datasets.biomassters.check import check_layout, data_statistics
+from gsr_bench_datasets.biomassters.layout import MONTHS, BioMasstersLayout
+from gsr_bench_datasets.biomassters.synth import FEATURE_COLUMNS, simulate_chip, synthesize
 
 
 def test_official_layout_sizes_and_checksums(synth_root: Path) -> None:
@@ -81,10 +81,9 @@ def test_guided_problem_property(prepared: dict[str, Path]) -> None:
     """Bicubic beats nearest, and regression from the guide alone underestimates high biomass."""
     from gsr_bench.data.tiles import open_prepared
     from gsr_bench.protocol import Degradation
+    from gsr_bench_datasets.biomassters.dataset import BioMassters
 
-    splits = open_prepared(
-        "s", prepared["train"], prepared["test"], 250, 10, (0.0, 50.0), 500.0, "t", Degradation()
-    )
+    splits = open_prepared(BioMassters(), prepared["train"], prepared["test"], 250, Degradation())
     train = splits.train.batch(range(len(splits.train)))
     test = splits.test.batch(range(len(splits.test)))
     v = test["valid"]

@@ -15,8 +15,11 @@ import numpy as np
 import pytest
 
 from gsr_bench.cli import main
-from gsr_bench.data.prepare import is_val_chip, prepare_split
+from gsr_bench.data.prepare import prepare_split
 from gsr_bench.errors import DataError
+from gsr_bench_datasets.biomassters.dataset import BioMassters
+
+ROOT_ARGS = ["data", "prepare", "-d", "biomassters", "--root"]
 
 
 def test_prepared_content(prepared: dict[str, Path], synth_root: Path) -> None:
@@ -29,19 +32,19 @@ def test_prepared_content(prepared: dict[str, Path], synth_root: Path) -> None:
         assert f["source"].shape == (9, 1, 25, 25)
         t, s = f["target"][0, 0], f["source"][0, 0]
         np.testing.assert_allclose(s, t.reshape(25, 10, 25, 10).mean(axis=(1, 3)), rtol=1e-5, atol=1e-4)
-        assert f["s2_months"][:, 7:].all()
+        assert f["extra/s2_months"][:, 7:].all()
         assert len(f.attrs["guide_mean"]) == 14 and (np.asarray(f.attrs["guide_std"]) > 0).all()
-        assert f.attrs["source_root"] == str(synth_root.resolve())
-        assert f.attrs["file_count"] > 9 * 20
+        assert f.attrs["identity"] == str(synth_root.resolve()) and f.attrs["scale"] == 10
         ids = [c.decode() for c in f["chip_id"][:]]
-        assert f["is_val"][:].tolist() == [is_val_chip(c) for c in ids]
+        assert f["is_val"][:].tolist() == [BioMassters().is_val(c) for c in ids]
     assert not Path(str(prepared["train"]) + ".partial").exists()
 
 
 def test_float16_guide_is_the_float32_one_rounded(synth_root: Path, tmp_path: Path) -> None:
-    half = prepare_split(synth_root, "test", tmp_path / "f16.h5", workers=1, progress=False)
+    dataset = BioMassters(str(synth_root))
+    half = prepare_split(dataset, "test", tmp_path / "f16.h5", 250, workers=1, progress=False)
     full = prepare_split(
-        synth_root, "test", tmp_path / "f32.h5", workers=1, progress=False, guide_dtype="float32"
+        dataset, "test", tmp_path / "f32.h5", 250, workers=1, progress=False, guide_dtype="float32"
     )
     with h5py.File(half, "r") as a, h5py.File(full, "r") as b:
         g16, g32 = a["guide"][:], b["guide"][:]
@@ -50,7 +53,7 @@ def test_float16_guide_is_the_float32_one_rounded(synth_root: Path, tmp_path: Pa
         np.testing.assert_array_equal(g16, g32.astype(np.float16))
         np.testing.assert_array_equal(a["target"][:], b["target"][:])
     with pytest.raises(DataError, match="guide dtype 'int8'"):
-        prepare_split(synth_root, "test", tmp_path / "x.h5", workers=1, progress=False, guide_dtype="int8")
+        prepare_split(dataset, "test", tmp_path / "x.h5", 250, workers=1, progress=False, guide_dtype="int8")
 
 
 def test_fallback_when_no_leafon_month(synth_root: Path, tmp_path: Path) -> None:
@@ -63,19 +66,20 @@ def test_fallback_when_no_leafon_month(synth_root: Path, tmp_path: Path) -> None
         ln for ln in lines[1:] if not (ln.split(",")[4] in leafon and ln.split(",")[2] == "S2")
     ]
     meta.write_text("\n".join(kept) + "\n")
-    out = prepare_split(root, "test", tmp_path / "t.h5", workers=1, progress=False)
+    out = prepare_split(BioMassters(str(root)), "test", tmp_path / "t.h5", 250, workers=1, progress=False)
     with h5py.File(out, "r") as f:
-        fallback = f["fallback_month"][:]
+        fallback = f["extra/fallback_month"][:]
         assert ((fallback >= 0) & (fallback < 7)).all()
-        assert f.attrs["chips_with_s2_fallback"] == len(fallback)
         assert np.isfinite(f["guide"][0, :10]).mean() > 0.99
 
 
 def test_interrupted_prepare_resumes_to_the_same_file(synth_root: Path, tmp_path: Path) -> None:
-    reference = prepare_split(synth_root, "train", tmp_path / "ref.h5", workers=1, progress=False)
+    reference = prepare_split(
+        BioMassters(str(synth_root)), "train", tmp_path / "ref.h5", 250, workers=1, progress=False
+    )
     out = tmp_path / "killed.h5"
     partial = Path(str(out) + ".partial")
-    args = ["data", "prepare", "--root", str(synth_root), "--split", "train", "--out", str(out)]
+    args = [*ROOT_ARGS, str(synth_root), "--split", "train", "--out", str(out), "--crop", "250"]
     args += ["--workers", "1"]
     cmd = [sys.executable, "-m", "gsr_bench.cli", *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -95,7 +99,7 @@ def test_interrupted_prepare_resumes_to_the_same_file(synth_root: Path, tmp_path
     assert main([*args, "-q"]) == 0
     assert out.exists() and not partial.exists()
     with h5py.File(reference, "r") as a, h5py.File(out, "r") as b:
-        for name in ("guide", "target", "source", "valid", "fallback_month"):
+        for name in ("guide", "target", "source", "valid", "extra/fallback_month"):
             np.testing.assert_array_equal(a[name][:], b[name][:])
         np.testing.assert_allclose(a.attrs["guide_mean"], b.attrs["guide_mean"])
 
@@ -112,7 +116,7 @@ def test_missing_tiff_fails_before_writing(synth_root: Path, tmp_path: Path) -> 
     victim.unlink()
     out = tmp_path / "x.h5"
     with pytest.raises(DataError, match=f"{victim.name}: file missing"):
-        prepare_split(root, "test", out, workers=1, progress=False)
+        prepare_split(BioMassters(str(root)), "test", out, 250, workers=1, progress=False)
     assert not out.exists() and not Path(str(out) + ".partial").exists()
 
 
@@ -123,22 +127,24 @@ def test_wrong_band_count_and_size_are_named(synth_root: Path, tmp_path: Path) -
     s1 = sorted((root / "test_features").glob("*_S1_*.tif"))[0]
     tifffile.imwrite(s1, np.zeros((256, 256, 3), np.float32), photometric="minisblack", planarconfig="contig")
     with pytest.raises(DataError, match=f"{s1.name}: .*expected 4 bands, found 3"):
-        prepare_split(root, "test", tmp_path / "y.h5", workers=1, progress=False)
+        prepare_split(BioMassters(str(root)), "test", tmp_path / "y.h5", 250, workers=1, progress=False)
     tifffile.imwrite(s1, np.zeros((128, 256, 4), np.float32), photometric="minisblack", planarconfig="contig")
     with pytest.raises(DataError, match=f"{s1.name}: .*size 256x128 differs from the label's 256x256"):
-        prepare_split(root, "test", tmp_path / "y.h5", workers=1, progress=False)
+        prepare_split(BioMassters(str(root)), "test", tmp_path / "y.h5", 250, workers=1, progress=False)
 
 
 def test_empty_split(synth_root: Path, tmp_path: Path) -> None:
     root = _copy(synth_root, tmp_path)
     meta = root / "features_metadata.csv"
     meta.write_text("\n".join(ln for ln in meta.read_text().splitlines() if ",test," not in ln) + "\n")
-    with pytest.raises(DataError, match="split 'test' has no chips"):
-        prepare_split(root, "test", tmp_path / "z.h5", workers=1, progress=False)
+    with pytest.raises(DataError, match="split 'test' has no tiles"):
+        prepare_split(BioMassters(str(root)), "test", tmp_path / "z.h5", 250, workers=1, progress=False)
 
 
 def test_parallel_prepare_equals_serial(synth_root: Path, prepared: dict[str, Path], tmp_path: Path) -> None:
-    out = prepare_split(synth_root, "test", tmp_path / "p.h5", workers=2, progress=False)
+    out = prepare_split(
+        BioMassters(str(synth_root)), "test", tmp_path / "p.h5", 250, workers=2, progress=False
+    )
     with h5py.File(prepared["test"], "r") as a, h5py.File(out, "r") as b:
         np.testing.assert_array_equal(a["guide"][:], b["guide"][:])
 
@@ -150,7 +156,7 @@ def test_cli_prepare_error_is_one_line_and_leaves_nothing(
     victim = sorted((root / "train_agbm").iterdir())[0]
     victim.write_bytes(b"II*\x00garbage")
     out = tmp_path / "cli.h5"
-    args = ["data", "prepare", "--root", str(root), "--split", "train", "--out", str(out), "-q"]
+    args = [*ROOT_ARGS, str(root), "--split", "train", "--out", str(out), "-q"]
     assert main([*args, "--workers", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gsr-bench: error: ") and victim.name in err and "not a readable TIFF" in err

@@ -38,10 +38,10 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
-from gsr_bench.data.biomassters import MONTHS
 from gsr_bench.data.tiff import posix_cksum, write_tiff
 from gsr_bench.errors import check_room
 from gsr_bench.parallel import Partial, default_workers, ordered_map
+from gsr_bench_datasets.biomassters.layout import MONTHS
 
 GENERATOR_VERSION = "2"
 SIZE = 256

@@ -9,9 +9,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gsr_bench.data.biomassters import CLP_INVALID, LEAF_ON_MONTHS, MONTHS, S1_BANDS, S2_BANDS, RawChip
 from gsr_bench.data.channels import MASK_PREFIX
 from gsr_bench.errors import GsrBenchError
+from gsr_bench_datasets.biomassters.layout import (
+    CLP_INVALID,
+    LEAF_ON_MONTHS,
+    MONTHS,
+    S1_BANDS,
+    S2_BANDS,
+    RawChip,
+)
 
 CLOUDY = 50.0
 

@@ -1,0 +1,1 @@
+"""gsr-bench dataset plugin: a folder of paired guide and target rasters, tiled."""
