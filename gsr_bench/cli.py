@@ -177,7 +177,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     protocol = load_protocol(args.protocol)
     if args.project_to_source:
         protocol = protocol.with_overrides({"eval.project_to_source": True}, "--project-to-source")
-    jobs = plan_jobs(pm, methods, datasets, protocol, args.seeds, args.root, args.dataset_option)
+    jobs = plan_jobs(
+        pm,
+        methods,
+        datasets,
+        protocol,
+        args.seeds,
+        args.root,
+        args.dataset_option,
+        args.test_dataset,
+        args.test_split,
+    )
     if args.ddp:
         from gsr_bench import distributed
         from gsr_bench.runner import cache_dir, follow
@@ -212,7 +222,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     rows = [
         [
             r.job.method.name,
-            r.job.dataset.name,
+            r.job.datasets_label,
             r.job.protocol.name,
             str(r.job.seed),
             r.status,
@@ -477,6 +487,17 @@ def build_parser(commands: Sequence[Any] | None = None) -> argparse.ArgumentPars
     p.add_argument("--protocol", default=DEFAULT_PROTOCOL, help="protocol name or TOML file (default quick)")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the protocol's)")
     dataset_args(p)
+    p.add_argument(
+        "--test-dataset",
+        metavar="NAME",
+        help="evaluate on this dataset (same guide channels) instead of the training dataset's test split",
+    )
+    p.add_argument(
+        "--test-split",
+        default="test",
+        choices=["test", "train"],
+        help="which split of --test-dataset to evaluate on (default test; train: every tile of it)",
+    )
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: the protocol's policy)")
     p.add_argument(
         "--executor",

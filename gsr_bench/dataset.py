@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from gsr_bench.data.tiles import Splits
+    from gsr_bench.data.tiles import Splits, TileSet
     from gsr_bench.protocol import Protocol
     from gsr_bench.registry import DatasetSpec
 
@@ -197,14 +197,15 @@ class GSRDataset:
         guide_dtype: str = "float16",
         progress: bool = True,
         workers: int | None = None,
+        splits: Sequence[str] = SPLITS,
     ) -> dict[str, Path]:
-        """Both splits prepared (once) into the cache at ``crop``; their paths."""
+        """``splits`` prepared (once) into the cache at ``crop``; their paths."""
         from gsr_bench.data.prepare import prepare_split, read_prepared_attrs
 
         self.setup(cache_dir, progress)
         folder = Path(cache_dir) / "prepared" / f"{self.name}-{self.store_key(crop, guide_dtype)}"
         paths = {}
-        for split in SPLITS:
+        for split in splits:
             path = folder / f"{split}.h5"
             if not path.exists():
                 prepare_split(
@@ -230,3 +231,37 @@ class GSRDataset:
             protocol.task.degradation,
             (d.max_train_tiles, d.max_val_tiles, d.max_test_tiles),
         )
+
+    def load_test(
+        self,
+        protocol: Protocol,
+        cache_dir: Path,
+        split: str,
+        trained_on: Splits,
+        progress: bool = True,
+        workers: int | None = None,
+    ) -> TileSet:
+        """Every tile of ``split`` as the test set of methods trained on another dataset's
+        ``trained_on``: the same channels and scale, z-scored with that dataset's statistics."""
+        from gsr_bench.data.tiles import open_test
+        from gsr_bench.errors import DataError
+
+        info = trained_on.info
+        if tuple(self.guide_channels) != tuple(info.guide_channels):
+            ours, theirs = list(self.guide_channels), list(info.guide_channels)
+            differ = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b), None)
+            where = (
+                f"channel {differ}: {ours[differ]!r} against {theirs[differ]!r}" if differ is not None else ""
+            )
+            raise DataError(
+                f"dataset {self.name!r} cannot test methods trained on {info.name!r}: its guide has "
+                f"{len(ours)} channels, theirs {len(theirs)}{'; ' + where if where else ''}"
+            )
+        if self.scale != info.scale or self.units != info.units:
+            raise DataError(
+                f"dataset {self.name!r} (x{self.scale}, {self.units}) cannot test methods trained on "
+                f"{info.name!r} (x{info.scale}, {info.units})"
+            )
+        d = protocol.data
+        path = self.prepare(cache_dir, protocol.task.crop, d.guide_dtype, progress, workers, (split,))[split]
+        return open_test(path, trained_on, protocol.task.crop, protocol.task.degradation, d.max_test_tiles)

@@ -110,7 +110,7 @@ def execute(
     task = task_info(splits, proto.task.crop)
     method: Method = job.method.create(task, **job.method_options).to(device)
     ctx = TrainContext(
-        proto.train, job.seed, device, job.key, checkpoint_dir, progress, proto.device, proto.loader
+        proto.train, job.seed, device, job.train_key, checkpoint_dir, progress, proto.device, proto.loader
     )
     started = time.perf_counter()
     fit_info = method.fit(splits.train, splits.val, ctx) or {}

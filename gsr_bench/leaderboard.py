@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -48,12 +49,17 @@ def collect(tracker: Tracker) -> pd.DataFrame:
         t = run.data.tags
         if "method" not in t:
             continue
+        train, test = t.get("dataset", ""), t.get("test_dataset") or t.get("dataset", "")
+        split = t.get("test_split", "test")
         rows.append(
             {
                 "run_id": run.info.run_id,
                 "start_time": run.info.start_time,
                 "job_key": t.get("job_key", ""),
-                "dataset": t.get("dataset", ""),
+                "dataset": pair_label(train, test, split),
+                "train_dataset": train,
+                "test_dataset": test,
+                "test_split": split,
                 "protocol": t.get("protocol", ""),
                 "protocol_version": t.get("protocol_version", ""),
                 "method": t["method"],
@@ -79,6 +85,14 @@ def collect(tracker: Tracker) -> pd.DataFrame:
     return df.drop_duplicates(["dataset", "protocol", "method", "seed"], keep="last").reset_index(drop=True)
 
 
+def pair_label(train: str, test: str, split: str = "test") -> str:
+    """A leaderboard section's dataset: ``train``, or ``train → test`` when a job was evaluated
+    on another dataset (and which of its splits, when not its test split)."""
+    if train == test and split == "test":
+        return train
+    return f"{train} → {test}" + (f" ({split} split)" if split != "test" else "")
+
+
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds per (dataset, protocol, family, method), ranked by RMSE."""
     if runs.empty:
@@ -92,7 +106,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     out["protocol_version"] = g["protocol_version"].last()
     out["description"] = g["description"].last()
     out["distribution"] = g["distribution"].last()
-    for col in ("units", "label", "source_name"):
+    for col in ("units", "label", "source_name", "train_dataset", "test_dataset", "test_split"):
         out[col] = g[col].last() if col in runs else ""
     out = out.reset_index()
     out["family_order"] = out["family"].map(FAMILY_ORDER).fillna(9)
@@ -131,7 +145,7 @@ def _units(part: pd.DataFrame) -> str:
 
 
 def _slug(dataset: str, protocol: str) -> str:
-    return f"{dataset}_{protocol}".replace("/", "-")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{dataset}_{protocol}".replace(" → ", "-to-")).strip("-")
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -251,7 +265,8 @@ def write_leaderboard(tracker: Tracker, out_dir: str | Path) -> pd.DataFrame:
     (out / "figures").mkdir(parents=True, exist_ok=True)
     runs = collect(tracker)
     table = aggregate(runs)
-    keep = ["rank", *KEYS, "method_version", "protocol_version", "seeds"]
+    keep = ["rank", *KEYS, "train_dataset", "test_dataset", "test_split", "method_version"]
+    keep += ["protocol_version", "seeds"]
     metric_cols = [c for c in table.columns if c.endswith(("_mean", "_std"))]
     (table[keep + metric_cols] if not table.empty else table).to_csv(out / "results.csv", index=False)
     (out / "README.md").write_text(markdown(table))

@@ -45,10 +45,27 @@ class Job:
     method_options: Mapping[str, Any] = field(default_factory=dict)
     dataset_options: Mapping[str, Any] = field(default_factory=dict)  # the factory's keywords
     dataset_info: Mapping[str, Any] = field(default_factory=dict)  # GSRDataset.describe()
+    test: TestOn | None = None  # evaluated on another dataset than it trains on
 
     @property
     def name(self) -> str:
-        return f"{self.method.name}/{self.dataset.name}/{self.protocol.name}/seed{self.seed}"
+        return f"{self.method.name}/{self.datasets_label}/{self.protocol.name}/seed{self.seed}"
+
+    @property
+    def datasets_label(self) -> str:
+        """``train`` or ``train->test`` (with ``:split`` when that is not the test split)."""
+        if self.test is None:
+            return self.dataset.name
+        split = f":{self.test.split}" if self.test.split != "test" else ""
+        return f"{self.dataset.name}->{self.test.dataset.name}{split}"
+
+    @property
+    def train_key(self) -> str:
+        """The key of the training alone: jobs that train alike share their checkpoint, so a
+        model trained once is tested on other datasets without training again."""
+        config = self.config()
+        config.pop("test", None)
+        return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def config(self) -> dict[str, Any]:
         """The resolved configuration: what the key hashes and what MLflow records as params."""
@@ -70,12 +87,29 @@ class Job:
             "dataset": {"name": self.dataset.name, "version": self.dataset.version, **self.dataset_info},
             "protocol": protocol,
             "seed": self.seed,
+            **({"test": self.test.config()} if self.test else {}),
         }
 
     @property
     def key(self) -> str:
         text = json.dumps(self.config(), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class TestOn:
+    """The dataset and split a job is evaluated on, when not its own test split."""
+
+    dataset: DatasetSpec
+    split: str = "test"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "dataset": {"name": self.dataset.name, "version": self.dataset.version, **self.info},
+            "split": self.split,
+        }
 
 
 def parse_option(pair: str) -> tuple[str, Any]:
@@ -93,22 +127,31 @@ def parse_option(pair: str) -> tuple[str, Any]:
 
 
 def dataset_options(
-    spec: DatasetSpec, protocol: Protocol, root: str | None = None, pairs: Sequence[str] | None = None
+    spec: DatasetSpec,
+    protocol: Protocol,
+    root: str | None = None,
+    pairs: Sequence[str] | None = None,
+    strict: bool = True,
 ) -> dict[str, Any]:
     """The factory keywords of ``spec``: the protocol's ``[datasets.NAME]``, then the command
-    line's ``-O KEY=VALUE``, and ``--root`` for a dataset whose factory takes a ``root``."""
+    line's ``-O KEY=VALUE``, and ``--root`` for a dataset whose factory takes a ``root``.
+    ``strict=False`` drops command-line options the factory does not take (a train and a test
+    dataset share the command line)."""
     import inspect
 
     options = dict(protocol.datasets.get(spec.name, {}))
-    options.update(parse_option(p) for p in pairs or [])
+    given = dict(parse_option(p) for p in pairs or [])
     factory = check_factory("dataset", spec)
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):
         params = {}  # type: ignore[assignment]
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if not strict:
+        given = {k: v for k, v in given.items() if k in params or takes_any}
+    options.update(given)
     if root and "root" in params:
         options["root"] = root
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     unknown = [k for k in options if params and k not in params and not takes_any]
     if unknown:
         allowed = ", ".join(n for n in params if n != "self") or "none"
@@ -140,16 +183,25 @@ def plan_jobs(
     seeds: Sequence[int] | None = None,
     root: str | None = None,
     option_pairs: Sequence[str] | None = None,
+    test_dataset: str | None = None,
+    test_split: str = "test",
 ) -> list[Job]:
     """Every (method, dataset, seed) under ``protocol``; unknown names, broken factories and
-    sizes that do not fit a dataset's scale fail before anything runs."""
+    sizes that do not fit a dataset's scale fail before anything runs. With ``test_dataset``,
+    each job trains on its dataset and is evaluated on ``test_split`` of ``test_dataset``."""
     method_specs = [manager.methods.get(m) for m in methods]
     dataset_specs = [manager.datasets.get(d) for d in datasets]
     for spec in method_specs:  # a typo in a plugin fails here, in one line
         check_factory("method", spec)
+    test = None
+    if test_dataset is not None:
+        t_spec = manager.datasets.get(test_dataset)
+        t_options = dataset_options(t_spec, protocol, root, option_pairs)
+        t_dataset = t_spec.create(**t_options)
+        test = TestOn(t_spec, test_split, t_options, t_dataset.describe())
     jobs = []
     for d in dataset_specs:
-        options = dataset_options(d, protocol, root, option_pairs)
+        options = dataset_options(d, protocol, root, option_pairs, strict=test is None)
         dataset = d.create(**options)
         described = dataset.describe()
         for m in method_specs:
@@ -158,7 +210,7 @@ def plan_jobs(
             chosen = list(seeds if seeds is not None else proto.seeds)
             for seed in chosen if m.seeded else chosen[:1]:
                 method_options = dict(proto.methods.get(m.name, {}))
-                jobs.append(Job(m, d, proto, int(seed), method_options, options, described))
+                jobs.append(Job(m, d, proto, int(seed), method_options, options, described, test))
     return jobs
 
 
@@ -231,7 +283,7 @@ class Runner:
         todo, results = self.pending(jobs)
         if self.force:  # from scratch: resuming would report the old weights as a new result
             for job in todo:
-                shutil.rmtree(self.results_dir / "checkpoints" / job.key, ignore_errors=True)
+                shutil.rmtree(self.results_dir / "checkpoints" / job.train_key, ignore_errors=True)
         distributed.broadcast([j.key for j in todo])  # DDP: the other ranks train the same jobs
         if not todo:
             return results
@@ -270,6 +322,8 @@ class Runner:
             "dataset_units": self.splits(job).info.units,
             "dataset_label": self.splits(job).info.label,
             "dataset_source_name": self.splits(job).info.source_name,
+            "test_dataset": job.test.dataset.name if job.test else job.dataset.name,
+            "test_split": job.test.split if job.test else "test",
             "ddp_world_size": str(_world_size()),
         }
 
@@ -378,16 +432,26 @@ def _check_reachable(address: str | None) -> None:
 
 def _data_key(job: Job) -> str:
     """Jobs with equal keys read the same tiles."""
+    test = job.test.config() if job.test else None
     return json.dumps(
-        [job.dataset.name, dict(job.dataset_options), job.protocol.fingerprint()], sort_keys=True, default=str
+        [job.dataset.name, dict(job.dataset_options), job.protocol.fingerprint(), test],
+        sort_keys=True,
+        default=str,
     )
 
 
 def _load_splits(job: Job, cache_dir: Path, progress: bool = False, workers: int | None = 1) -> Any:
     """The job's tiles; Ray workers and DDP ranks (the defaults) prepare nothing in parallel."""
-    return job.dataset.create(**job.dataset_options).load(
+    import dataclasses
+
+    splits = job.dataset.create(**job.dataset_options).load(
         job.protocol, cache_dir, progress=progress, workers=workers
     )
+    if job.test is None:
+        return splits
+    other = job.test.dataset.create(**job.test.options)
+    test = other.load_test(job.protocol, cache_dir, job.test.split, splits, progress, workers)
+    return dataclasses.replace(splits, test=test)
 
 
 def _world_size() -> int:
@@ -435,7 +499,9 @@ def execute_job(
 
     started = time.perf_counter()
     try:
-        metrics, params = execute(job, splits, device, workdir, checkpoints / job.key, progress, manager)
+        metrics, params = execute(
+            job, splits, device, workdir, checkpoints / job.train_key, progress, manager
+        )
         result = JobResult(job, "FINISHED", metrics, params)
     except Exception as exc:
         result = JobResult(

@@ -23,11 +23,11 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(1)
 
 
-SHARED_SAMPLE = (
-    Path(os.environ.get("GSR_BENCH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-    / "data"
-    / "biomassters-sample"
+SHARED_DATA = (
+    Path(os.environ.get("GSR_BENCH_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data"
 )
+SHARED_SAMPLE = SHARED_DATA / "biomassters-sample"
+SHARED_MONTHS = SHARED_DATA / "biomassters-months"
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +36,14 @@ def real_sample() -> Path:
     if not (SHARED_SAMPLE / "features_metadata.csv").exists():
         pytest.skip(f"real BioMassters sample not found at {SHARED_SAMPLE} (clone outside the workplace)")
     return SHARED_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def real_months() -> Path:
+    """Two real train chips with all their monthly files (288afc34, 000aa810); skips elsewhere."""
+    if not (SHARED_MONTHS / "features_metadata.csv").exists():
+        pytest.skip(f"real BioMassters months not found at {SHARED_MONTHS} (clone outside the workplace)")
+    return SHARED_MONTHS
 
 
 @pytest.fixture(scope="session")

@@ -283,3 +283,15 @@ def open_prepared(
         for path, idx in ((train_h5, lists[0]), (train_h5, lists[1]), (test_h5, lists[2]))
     ]
     return Splits(sets[0], sets[1], sets[2], info)
+
+
+def open_test(
+    path: Path, trained_on: Splits, crop: int, degradation: Degradation, max_tiles: int = 0
+) -> TileSet:
+    """Every tile of one prepared split as a test set for methods trained on ``trained_on``:
+    normalized with its train statistics, as the methods learned them."""
+    with h5py.File(path, "r") as f:
+        n = len(f["done"])
+    indices = list(range(min(n, max_tiles or n)))
+    train = trained_on.train
+    return TileSet(path, indices, trained_on.info, train.guide_mean, train.guide_std, crop, degradation)
