@@ -164,6 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gsr_bench.leaderboard import write_leaderboard
     from gsr_bench.plugins import get_plugin_manager
     from gsr_bench.protocol import load_protocol
+    from gsr_bench.records import RECORDS_DIR
     from gsr_bench.results_dir import exclusive
     from gsr_bench.runner import Runner, plan_jobs
 
@@ -217,6 +218,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             executor=args.executor,
             ray_address=args.ray_address,
+            records=None if args.no_leaderboard else Path(args.leaderboard) / RECORDS_DIR,
         )
         results = runner.run(jobs)
     rows = [
@@ -252,8 +254,57 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from gsr_bench.leaderboard import write_leaderboard
 
+    if args.check:
+        return check_records(Path(args.out))
+
     table = write_leaderboard(_tracker(args), args.out)
     print(f"{len(table)} row(s) written to {args.out}/ (README.md, results.csv, index.html, figures/)")
+    return 0
+
+
+def check_records(out: Path) -> int:
+    """``leaderboard --check``: the records of a submission, before anything is written."""
+    from gsr_bench import records
+    from gsr_bench.plugins import get_plugin_manager
+
+    folder = out / records.RECORDS_DIR
+    count = sum(1 for _ in records.load(folder))
+    problems = records.check(folder, get_plugin_manager())
+    for p in problems:
+        print(p)
+    errors = [p for p in problems if p.severity == "error"]
+    print(f"{count} record(s) in {folder}: {len(errors)} error(s), {len(problems) - len(errors)} warning(s)")
+    return 1 if errors else 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from gsr_bench.plugins import get_plugin_manager
+    from gsr_bench.protocol import load_protocol
+    from gsr_bench.records import RECORDS_DIR
+    from gsr_bench.runner import plan_jobs
+    from gsr_bench.score import score_jobs
+
+    pm = get_plugin_manager()
+    if not args.all and not args.method:
+        raise GsrBenchError("name methods with -m NAME (see `gsr-bench list methods`) or use --all")
+    methods = pm.methods.names() if args.all else args.method
+    protocol = load_protocol(args.protocol)
+    datasets = args.dataset or [DEFAULT_DATASET]
+    jobs = plan_jobs(
+        pm,
+        methods,
+        datasets,
+        protocol,
+        args.seeds,
+        args.root,
+        args.dataset_option,
+        args.test_dataset,
+        args.test_split,
+    )
+    records = Path(args.leaderboard) / RECORDS_DIR
+    tracker = _tracker(args)
+    rows = score_jobs(tracker, jobs, Path(args.results), not args.dry_run, not args.quiet, records)
+    print(_table(rows, ["job", "metric", "logged", "from predictions", "difference"]))
     return 0
 
 
@@ -563,8 +614,31 @@ def build_parser(commands: Sequence[Any] | None = None) -> argparse.ArgumentPars
         "gsr-bench leaderboard --out leaderboard",
     )
     p.add_argument("--out", default="leaderboard")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="validate the result records under OUT/results/ (schema, duplicates, stale versions) and exit",
+    )
     tracking_args(p)
     p.set_defaults(fn=cmd_leaderboard)
+
+    p = add(
+        "score",
+        "recompute finished jobs' metrics from their saved test predictions (a metric added or fixed)",
+        "gsr-bench score -m msg -m bicubic --protocol quick",
+    )
+    p.add_argument("--all", action="store_true", help="every installed method")
+    p.add_argument("-m", "--method", action="append", help="method name (repeatable)")
+    p.add_argument("-d", "--dataset", action="append", help=f"dataset (default {DEFAULT_DATASET})")
+    p.add_argument("--protocol", default=DEFAULT_PROTOCOL, help="protocol name or TOML file")
+    p.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the protocol's)")
+    dataset_args(p)
+    p.add_argument("--test-dataset", metavar="NAME", help="as given to the run")
+    p.add_argument("--test-split", default="test", choices=["test", "train"])
+    p.add_argument("--dry-run", action="store_true", help="print the metrics, log nothing")
+    p.add_argument("--leaderboard", default="leaderboard", help="whose result records to update")
+    tracking_args(p)
+    p.set_defaults(fn=cmd_score)
     return parser
 
 

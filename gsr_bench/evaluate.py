@@ -41,7 +41,8 @@ def evaluate(
     keep: int = 0,
     project: bool = False,
 ) -> tuple[dict[str, float], list[torch.Tensor]]:
-    """Metrics of ``method`` on ``tiles`` and the predictions of the first ``keep`` tiles.
+    """Metrics of ``method`` on ``tiles`` and the predictions (float16, on the CPU) of the first
+    ``keep`` tiles (``keep=-1``: of every tile).
 
     Throughput counts only ``predict`` (data loading excluded), after ``warmup_batches`` batches,
     synchronized on GPU.
@@ -73,12 +74,18 @@ def evaluate(
         if project:  # the raw prediction is measured too: the projection must earn its place
             fixed = project_to_source(pred, b["source"], tiles.info.scale)
             projected.update(fixed, b["target"], b["valid"], b["source"])
-        kept.extend(pred[: max(0, keep - len(kept))])
+        kept.extend(pred.half()[: len(pred) if keep < 0 else max(0, keep - len(kept))])
     metrics = acc.compute()
     if project:
         metrics.update({f"projected_{k}": v for k, v in projected.compute().items()})
     metrics["throughput_mpix_s"] = pixels / max(seconds, 1e-9) / 1e6
     return metrics, kept
+
+
+def save_predictions(path: Path, tiles: TileSet, preds: list[torch.Tensor]) -> None:
+    """Every test prediction (float16, compressed) with its tile id: ``gsr-bench score`` recomputes
+    the metrics from them."""
+    np.savez_compressed(path, ids=np.array(tiles.ids()[: len(preds)]), pred=torch.stack(preds).numpy())
 
 
 def save_figure_tiles(path: Path, tiles: TileSet, preds: list[torch.Tensor]) -> None:
@@ -92,7 +99,7 @@ def save_figure_tiles(path: Path, tiles: TileSet, preds: list[torch.Tensor]) -> 
         source=b["source"].numpy(),
         target=b["target"].numpy(),
         valid=b["valid"].numpy(),
-        pred=torch.stack(preds).numpy(),
+        pred=torch.stack(preds).float().numpy(),
     )
 
 
@@ -127,7 +134,7 @@ def execute(
         proto.eval.warmup_batches,
         extra,
         progress,
-        keep=proto.eval.figure_tiles,
+        keep=-1 if proto.eval.save_predictions else proto.eval.figure_tiles,
         project=proto.eval.project_to_source,
     )
     metrics.update({k: float(v) for k, v in fit_info.items()})
@@ -153,6 +160,8 @@ def execute(
             default=str,
         )
     )
-    if preds:
-        save_figure_tiles(workdir / "tiles.npz", splits.test, preds)
+    if proto.eval.save_predictions:
+        save_predictions(workdir / "predictions.npz", splits.test, preds)
+    if proto.eval.figure_tiles:
+        save_figure_tiles(workdir / "tiles.npz", splits.test, preds[: proto.eval.figure_tiles])
     return metrics, params

@@ -252,8 +252,10 @@ class Runner:
         progress: bool = True,
         executor: str = "local",
         ray_address: str | None = None,
+        records: Path | None = None,
     ) -> None:
         self.manager, self.tracker, self.results_dir = manager, tracker, Path(results_dir)
+        self.records = records  # where each finished job's result record goes (None: nowhere)
         self.device, self.force, self.progress = device, force, progress
         self._splits: dict[str, Any] = {}
         self.executor, self.ray_address = executor, ray_address
@@ -414,6 +416,10 @@ class Runner:
         if r.artifacts is not None:
             for path in sorted(r.artifacts.iterdir()):
                 self.tracker.log_artifact(r.run_id, path)
+        if self.records is not None and r.status == "FINISHED":
+            from gsr_bench.records import record_of, write_record
+
+            write_record(self.records, record_of(r))
 
 
 def _check_reachable(address: str | None) -> None:

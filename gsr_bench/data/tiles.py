@@ -126,6 +126,11 @@ class TileSet(torch.utils.data.Dataset):
             "id": chip_id,
         }
 
+    def ids(self) -> list[str]:
+        """The tile ids of this set, in its order."""
+        names = self._h5()["chip_id"]
+        return [names[i].decode() for i in self.indices]
+
     def nbytes(self) -> int:
         """Memory of the whole split as :meth:`read_arrays` holds it (guide in the store's dtype)."""
         c, s = self.crop, self.info.scale

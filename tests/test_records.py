@@ -1,0 +1,98 @@
+"""Result records beside the published ones, their check, and re-scoring from saved predictions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gsr_bench.cli import main
+from gsr_bench.records import SCHEMA_VERSION
+from gsr_bench.tracking import Tracker
+
+SMOKE = ["--protocol", "smoke", "-q"]
+
+
+@pytest.fixture
+def published(workdir: Path) -> Path:
+    """A leaderboard folder with the maintainers' records of bicubic and nearest."""
+    assert main(["run", "-m", "bicubic", "-m", "nearest", *SMOKE, "--results", "maintainers"]) == 0
+    return workdir / "leaderboard"
+
+
+def test_a_contributors_run_adds_rows_beside_the_published_ones(published: Path, workdir: Path) -> None:
+    records = sorted((published / "results").rglob("*.json"))
+    assert [p.parent.relative_to(published / "results").as_posix() for p in records] == [
+        "biomassters-synthetic/smoke"
+    ] * 2
+    record = json.loads(records[0].read_text())
+    assert record["schema_version"] == SCHEMA_VERSION and record["method"]["name"] == "bicubic"
+    assert record["job_key"] == record["config_hash"][:16] and record["provenance"]["packages"]["torch"]
+    assert record["dataset"]["units"] == "Mg/ha" and record["metrics"]["rmse"] > 0
+    panel = published / "figures" / "biomassters-synthetic_smoke_tiles.png"
+    before = panel.read_bytes()
+
+    # a contributor's clone: the committed records, a fresh MLflow store, one method run
+    assert main(["run", "-m", "bilinear", *SMOKE, "--results", "contributor"]) == 0
+    table = pd.read_csv(published / "results.csv")
+    assert set(table["method"]) == {"bicubic", "nearest", "bilinear"}
+    assert table.set_index("method").loc["bicubic", "rmse_mean"] == pytest.approx(record["metrics"]["rmse"])
+    assert "`bilinear`" in (published / "README.md").read_text()
+    assert panel.read_bytes() == before  # not redrawn with the one method this store holds
+    assert len(list((published / "results").rglob("*.json"))) == 3
+    assert main(["leaderboard", "--check"]) == 0
+
+
+def test_check_reports_bad_duplicate_and_stale_records(
+    published: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = published / "results" / "biomassters-synthetic" / "smoke"
+    bicubic = next(folder.glob("bicubic-*.json"))
+    record = json.loads(bicubic.read_text())
+    shutil.copy(bicubic, folder / "copy.json")  # the same job twice
+    edited = {**record, "config": {**record["config"], "seed": 7}}  # metrics moved to another config
+    (folder / "edited.json").write_text(json.dumps(edited))
+    stale = json.loads(next(folder.glob("nearest-*.json")).read_text())
+    stale["method"]["version"] = "0"
+    (folder / "stale.json").write_text(json.dumps(stale))
+    (folder / "broken.json").write_text("{not json")
+    (folder / "old.json").write_text(json.dumps({**record, "schema_version": 99}))
+    capsys.readouterr()
+    assert main(["leaderboard", "--check"]) == 1
+    out = capsys.readouterr().out
+    folder = Path("leaderboard/results/biomassters-synthetic/smoke")  # as given: --out leaderboard
+    assert f"{folder / 'copy.json'}: duplicate: another record has job key {record['job_key']}" in out
+    assert f"{folder / 'edited.json'}: config_hash and job_key do not match the recorded config" in out
+    assert f"{folder / 'stale.json'}: stale: method 'nearest' is at version 1, the record at 0" in out
+    assert f"{folder / 'broken.json'}: not readable JSON" in out
+    assert f"{folder / 'old.json'}: schema_version 99; this gsr-bench reads {SCHEMA_VERSION}" in out
+    assert "7 record(s)" in out
+    # the leaderboard still builds from the valid ones
+    assert main(["leaderboard"]) == 0
+
+
+def test_saved_predictions_rescore_to_the_logged_metrics(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "-m", "bicubic", "-m", "msg", *SMOKE]) == 0
+    runs = {r.data.tags["method"]: r for r in Tracker(workdir / "results").runs()}
+    tracker = Tracker(workdir / "results")
+    saved = tracker.download(runs["msg"].info.run_id, "predictions.npz", workdir / "dl")
+    assert saved is not None
+    with np.load(saved) as npz:
+        assert npz["pred"].dtype == np.float16 and len(npz["ids"]) == runs["msg"].data.metrics["test_tiles"]
+    capsys.readouterr()
+    assert main(["score", "-m", "bicubic", "-m", "msg", *SMOKE]) == 0
+    out = capsys.readouterr().out
+    lines = [ln.split() for ln in out.splitlines() if ln.startswith(("bicubic/", "msg/"))]
+    rmse = {ln[0].split("/")[0]: (float(ln[2]), float(ln[3])) for ln in lines if ln[1] == "rmse"}
+    for logged, rescored in rmse.values():  # float16 predictions: the same to a few 1e-3
+        assert rescored == pytest.approx(logged, abs=0.01)
+    again = {r.data.tags["method"]: r for r in Tracker(workdir / "results").runs()}
+    assert "rescored_at" in again["msg"].data.tags
+    record = json.loads(next((workdir / "leaderboard" / "results").rglob("msg-*.json")).read_text())
+    assert record["metrics"]["rmse"] == pytest.approx(again["msg"].data.metrics["rmse"])
