@@ -53,13 +53,13 @@ def collect(tracker: Tracker, records: list[dict[str, Any]] | None = None) -> pd
         if "method" not in t:
             continue
         train, test = t.get("dataset", ""), t.get("test_dataset") or t.get("dataset", "")
-        split = t.get("test_split", "test")
+        split, revision = t.get("test_split", "test"), t.get("test_dataset_revision", "")
         rows.append(
             {
                 "run_id": run.info.run_id,
                 "start_time": run.info.start_time,
                 "job_key": t.get("job_key", ""),
-                "dataset": pair_label(train, test, split),
+                "dataset": pair_label(train, test, split, revision),
                 "train_dataset": train,
                 "test_dataset": test,
                 "test_split": split,
@@ -90,12 +90,15 @@ def collect(tracker: Tracker, records: list[dict[str, Any]] | None = None) -> pd
     return df.drop_duplicates(["dataset", "protocol", "method", "seed"], keep="last").reset_index(drop=True)
 
 
-def pair_label(train: str, test: str, split: str = "test") -> str:
+def pair_label(train: str, test: str, split: str = "test", revision: str = "") -> str:
     """A leaderboard section's dataset: ``train``, or ``train → test`` when a job was evaluated
-    on another dataset (and which of its splits, when not its test split)."""
+    on another dataset, with which of its splits (when not its test split) and which part of it
+    (a subset's revision: two folders of samples are two sections)."""
     if train == test and split == "test":
         return train
-    return f"{train} → {test}" + (f" ({split} split)" if split != "test" else "")
+    notes = [f"{split} split"] if split != "test" else []
+    notes += [revision] if revision and revision != "official" else []
+    return f"{train} → {test}" + (f" ({', '.join(notes)})" if notes else "")
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:

@@ -255,7 +255,7 @@ def leaderboard_row(record: Mapping[str, Any]) -> dict[str, Any]:
         "run_id": "",
         "start_time": int(created * 1000),
         "job_key": record["job_key"],
-        "dataset": pair_label(train, test["dataset"], test["split"]),
+        "dataset": pair_label(train, test["dataset"], test["split"], test.get("revision", "")),
         "train_dataset": train,
         "test_dataset": test["dataset"],
         "test_split": test["split"],

@@ -122,7 +122,11 @@ class BioMassters(BioMasstersFormat):
         return str(self.raw_root().resolve())
 
     def revision(self) -> str:
-        return "official"
+        """``official`` for the whole release; a subset (a sample, a partial download) says so."""
+        counts = self.tile_counts()
+        if counts == OFFICIAL_CHIPS:
+            return "official"
+        return f"{self.raw_root().name}: {counts['train']} train + {counts['test']} test chips of the release"
 
     def options(self) -> dict[str, Any]:
         root = str(Path(self.root).expanduser().resolve()) if self.root else None
