@@ -152,8 +152,13 @@ def _units(part: pd.DataFrame) -> str:
     return f"{units} ({label})" if label and label != units else units
 
 
+def slug(text: str) -> str:
+    """A file name part: ``a → b (train split)`` -> ``a-to-b-train-split``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text.replace(" → ", "-to-")).strip("-")
+
+
 def _slug(dataset: str, protocol: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{dataset}_{protocol}".replace(" → ", "-to-")).strip("-")
+    return f"{slug(dataset)}_{slug(protocol)}"
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -297,6 +302,12 @@ def write_leaderboard(tracker: Tracker, out_dir: str | Path) -> pd.DataFrame:
                     figures.qualitative(tiles, panel, title, names=names)
                 figures.error_by_bin(part, out / "figures" / f"{slug}_bins.png", names)
                 figures.speed(part, out / "figures" / f"{slug}_speed.png", names)
+    current = (
+        {_slug(d, p) for d, p in table.groupby(["dataset", "protocol"]).groups} if not table.empty else set()
+    )
+    for old in (out / "figures").glob("*.png"):  # sections that are gone take their figures along
+        if old.stem.rsplit("_", 1)[0] not in current:
+            old.unlink()
     return table
 
 

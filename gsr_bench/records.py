@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -78,6 +77,7 @@ def record_of(result: JobResult) -> dict[str, Any]:
         "test": {
             "dataset": tags.get("test_dataset", job.dataset.name),
             "split": tags.get("test_split", "test"),
+            "revision": tags.get("test_dataset_revision", ""),
         },
         "protocol": {"name": job.protocol.name, "version": job.protocol.version},
         "seed": job.seed,
@@ -95,20 +95,15 @@ def record_of(result: JobResult) -> dict[str, Any]:
     }
 
 
-def _part(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
-
-
 def record_path(root: Path, record: Mapping[str, Any]) -> Path:
-    """``ROOT/DATASET[-to-TEST-SPLIT]/PROTOCOL/METHOD-seedN-KEY.json``."""
-    train, test = record["dataset"]["name"], record["test"]
-    section = (
-        train
-        if (test["dataset"], test["split"]) == (train, "test")
-        else (f"{train}-to-{test['dataset']}-{test['split']}")
-    )
-    name = f"{_part(record['method']['name'])}-seed{record['seed']}-{record['job_key']}.json"
-    return Path(root) / _part(section) / _part(record["protocol"]["name"]) / name
+    """``ROOT/SECTION/PROTOCOL/METHOD-seedN-KEY.json``, ``SECTION`` the leaderboard section's
+    dataset (``DATASET``, or ``DATASET-to-TEST-...`` for a job tested on another dataset)."""
+    from gsr_bench.leaderboard import pair_label, slug
+
+    test = record["test"]
+    section = pair_label(record["dataset"]["name"], test["dataset"], test["split"], test.get("revision", ""))
+    name = f"{slug(record['method']['name'])}-seed{record['seed']}-{record['job_key']}.json"
+    return Path(root) / slug(section) / slug(record["protocol"]["name"]) / name
 
 
 def write_record(root: Path, record: Mapping[str, Any]) -> Path:
@@ -186,6 +181,7 @@ def _identity(record: Mapping[str, Any]) -> tuple[str, ...]:
         record["dataset"]["name"],
         test["dataset"],
         test["split"],
+        test.get("revision", ""),
         record["protocol"]["name"],
         record["protocol"]["version"],
         record["method"]["name"],

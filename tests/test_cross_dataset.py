@@ -46,6 +46,10 @@ def test_trained_on_the_simulator_tested_on_real_chips(
     assert f"## {months} of the release) · protocol `smoke`" in readme
     figures = {p.name for p in (workdir / "leaderboard" / "figures").glob("*-to-biomassters-*_tiles.png")}
     assert len(figures) == 2 and any("biomassters-months" in name for name in figures)
+    # and their records are two sets, not duplicates of one another
+    folders = {p.parent.parent.name for p in (workdir / "leaderboard" / "results").rglob("*.json")}
+    assert len(folders) == 3
+    assert main(["leaderboard", "--check"]) == 0
 
 
 def test_a_test_dataset_with_other_channels_is_refused(
