@@ -16,5 +16,6 @@ def gsr_bench_register_methods(register: Callable[[Any], None]) -> None:
             description="Example plugin: bicubic upsampling followed by a 3 x 3 mean filter",
             factory="gsr_bench_example.method:SmoothBicubic",
             paper="none (a template for plugin authors)",
+            seeded=False,  # no seed changes its output: it runs once, not once per seed
         )
     )
