@@ -23,7 +23,7 @@ def gsr_bench_register_datasets(register: Callable[[Any], None]) -> None:
     register(
         DatasetSpec(
             name="biomassters-synthetic",
-            version="3",
+            version="4",
             description="Seeded simulation of Finnish forest in the BioMassters layout (no download)",
             factory="gsr_bench_datasets.biomassters.synthetic:BioMasstersSynthetic",
         )

@@ -65,6 +65,7 @@ def collect(tracker: Tracker, records: list[dict[str, Any]] | None = None) -> pd
                 "test_split": split,
                 "protocol": t.get("protocol", ""),
                 "protocol_version": t.get("protocol_version", ""),
+                "dataset_version": t.get("dataset_version", ""),
                 "method": t["method"],
                 "method_version": t.get("method_version", ""),
                 "family": t.get("family", ""),
@@ -83,10 +84,15 @@ def collect(tracker: Tracker, records: list[dict[str, Any]] | None = None) -> pd
     if df.empty:
         return df
     df = df.sort_values("start_time")
-    # A newer method or protocol version supersedes older results; a rerun supersedes its job.
+    # A newer method, protocol or dataset version supersedes older results; a rerun its job.
     latest_m = df.groupby(["dataset", "protocol", "method"])["method_version"].transform("last")
     latest_p = df.groupby(["dataset", "protocol"])["protocol_version"].transform("last")
-    df = df[(df["method_version"] == latest_m) & (df["protocol_version"] == latest_p)]
+    latest_d = df.groupby(["dataset", "protocol"])["dataset_version"].transform("last")
+    df = df[
+        (df["method_version"] == latest_m)
+        & (df["protocol_version"] == latest_p)
+        & (df["dataset_version"] == latest_d)
+    ]
     return df.drop_duplicates(["dataset", "protocol", "method", "seed"], keep="last").reset_index(drop=True)
 
 

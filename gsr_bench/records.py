@@ -257,6 +257,7 @@ def leaderboard_row(record: Mapping[str, Any]) -> dict[str, Any]:
         "test_split": test["split"],
         "protocol": record["protocol"]["name"],
         "protocol_version": record["protocol"]["version"],
+        "dataset_version": record["dataset"]["version"],
         "method": record["method"]["name"],
         "method_version": record["method"]["version"],
         "family": record["method"]["family"],

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gsr_bench.data.finescale import FineScale, fine_scale
 from gsr_bench.data.tiff import tiff_header
 from gsr_bench.errors import DataError
 from gsr_bench_datasets.biomassters.layout import (
@@ -147,3 +148,22 @@ def data_statistics(layout: BioMasstersLayout, max_chips: int = 100, seed: int =
     for b, name in enumerate(("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")):
         out[f"s2_{name}_mean"] = float(s2_sum[b] / s2_n[b]) if s2_n[b] else float("nan")
     return out
+
+
+def fine_scale_statistics(
+    layout: BioMasstersLayout, max_chips: int = 100, seed: int = 0, composite: str = "leafon-median"
+) -> list[FineScale]:
+    """The within-block share and guide R² (``gsr_bench.data.finescale``) of up to ``max_chips``
+    chips drawn at random, on the guide composite runs use."""
+    from gsr_bench_datasets.biomassters.composite import get_composite
+
+    fn, _ = get_composite(composite)
+    chips = [c for c in layout.chips() if layout.agbm_path(c).is_file()]
+    rng = np.random.default_rng(seed)
+    picked = [chips[i] for i in sorted(rng.permutation(len(chips))[:max_chips])]
+    found = []
+    for chip in picked:
+        raw = layout.read_chip(chip)
+        valid = np.isfinite(raw.target) & (raw.target >= 0)
+        found.append(fine_scale(chip.chip_id, fn(raw).guide, raw.target, valid, 10))
+    return found
