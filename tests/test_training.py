@@ -83,8 +83,9 @@ def test_training_improves_on_the_untrained_network(splits) -> None:  # type: ig
     untrained = TinyResidual(TaskInfo(info.guide_channels, 10, 60, info.target_mean, info.target_std, 500.0))
     before = validation_rmse(untrained, splits.val)
     _, out = _train(splits, 0)
-    # synthetic v2 hides part of the 10 m texture from the guide: 40 steps gain about 10 %
-    assert out["best_val_rmse"] < 0.93 * before
+    # synthetic v3 hides most of the 10 m texture from the guide, as on real chips (guide R² of
+    # the within-block part 0.21): 40 steps gain about 3 % over the untrained residual (v2: 10 %)
+    assert out["best_val_rmse"] < 0.985 * before
     assert out["train_steps"] == 40
 
 
