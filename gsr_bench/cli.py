@@ -160,35 +160,44 @@ def _tracker(args: argparse.Namespace) -> Tracker:
     return Tracker(Path(args.results), args.tracking_uri)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from gsr_bench.leaderboard import write_leaderboard
+def _planned_jobs(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> list[Any]:
+    """The jobs that ``-m``/``--all``, ``-d``, ``--protocol``, ``--seeds`` and the dataset flags
+    name (run, estimate and score plan alike)."""
     from gsr_bench.plugins import get_plugin_manager
     from gsr_bench.protocol import load_protocol
-    from gsr_bench.records import RECORDS_DIR
-    from gsr_bench.results_dir import exclusive
-    from gsr_bench.runner import Runner, plan_jobs
+    from gsr_bench.runner import plan_jobs
 
     pm = get_plugin_manager()
-    for failure in pm.failures:
-        print(f"warning: {failure}", file=sys.stderr)
     if not args.all and not args.method:
         raise GsrBenchError("name methods with -m NAME (see `gsr-bench list methods`) or use --all")
     methods = pm.methods.names() if args.all else args.method
-    datasets = args.dataset or [DEFAULT_DATASET]
     protocol = load_protocol(args.protocol)
-    if args.project_to_source:
-        protocol = protocol.with_overrides({"eval.project_to_source": True}, "--project-to-source")
-    jobs = plan_jobs(
+    if overrides:
+        protocol = protocol.with_overrides(overrides, "command line")
+    return plan_jobs(
         pm,
         methods,
-        datasets,
+        args.dataset or [DEFAULT_DATASET],
         protocol,
         args.seeds,
         args.root,
         args.dataset_option,
-        args.test_dataset,
-        args.test_split,
+        getattr(args, "test_dataset", None),
+        getattr(args, "test_split", "test"),
     )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gsr_bench.leaderboard import write_leaderboard
+    from gsr_bench.plugins import get_plugin_manager
+    from gsr_bench.records import RECORDS_DIR
+    from gsr_bench.results_dir import exclusive
+    from gsr_bench.runner import Runner
+
+    pm = get_plugin_manager()
+    for failure in pm.failures:
+        print(f"warning: {failure}", file=sys.stderr)
+    jobs = _planned_jobs(args, {"eval.project_to_source": True} if args.project_to_source else None)
     if args.ddp:
         from gsr_bench import distributed
         from gsr_bench.runner import cache_dir, follow
@@ -278,29 +287,10 @@ def check_records(out: Path) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from gsr_bench.plugins import get_plugin_manager
-    from gsr_bench.protocol import load_protocol
     from gsr_bench.records import RECORDS_DIR
-    from gsr_bench.runner import plan_jobs
     from gsr_bench.score import score_jobs
 
-    pm = get_plugin_manager()
-    if not args.all and not args.method:
-        raise GsrBenchError("name methods with -m NAME (see `gsr-bench list methods`) or use --all")
-    methods = pm.methods.names() if args.all else args.method
-    protocol = load_protocol(args.protocol)
-    datasets = args.dataset or [DEFAULT_DATASET]
-    jobs = plan_jobs(
-        pm,
-        methods,
-        datasets,
-        protocol,
-        args.seeds,
-        args.root,
-        args.dataset_option,
-        args.test_dataset,
-        args.test_split,
-    )
+    jobs = _planned_jobs(args)
     records = Path(args.leaderboard) / RECORDS_DIR
     tracker = _tracker(args)
     rows = score_jobs(tracker, jobs, Path(args.results), not args.dry_run, not args.quiet, records)
@@ -358,17 +348,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     from gsr_bench.estimate import estimate, load_rates
-    from gsr_bench.plugins import get_plugin_manager
-    from gsr_bench.protocol import load_protocol
-    from gsr_bench.runner import plan_jobs
 
-    pm = get_plugin_manager()
-    if not args.all and not args.method:
-        raise GsrBenchError("name methods with -m NAME (see `gsr-bench list methods`) or use --all")
-    methods = pm.methods.names() if args.all else args.method
-    protocol = load_protocol(args.protocol)
-    datasets = args.dataset or [DEFAULT_DATASET]
-    jobs = plan_jobs(pm, methods, datasets, protocol, args.seeds, args.root, args.dataset_option)
+    jobs = _planned_jobs(args)
     if args.device is None:
         import torch
 

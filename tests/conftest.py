@@ -107,6 +107,21 @@ def _pip_install_to(src: Path, target: Path) -> Path:
     return target
 
 
+def _run_with_site(
+    args: list[str], site: Path, cwd: Path, cache: Path, timeout: int = 900
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(site), "GSR_BENCH_CACHE": str(cache)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def run_with_site() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run a command with an installed plugin's folder on PYTHONPATH and a given cache, as a
+    user who pip-installed it would (a fresh process: entry points are read at start)."""
+    return _run_with_site
+
+
 @pytest.fixture(scope="session")
 def pip_install_to() -> Callable[[Path, Path], Path]:
     """Really install the distribution at ``src`` into the folder ``target`` (for PYTHONPATH);

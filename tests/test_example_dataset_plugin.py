@@ -4,11 +4,10 @@ at a generated x8, 3-channel folder in metres, run the built-in methods, read th
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -26,14 +25,13 @@ def site(tmp_path_factory: pytest.TempPathFactory, pip_install_to: Callable[[Pat
     return target
 
 
-def _run(args: list[str], site: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(site), "GSR_BENCH_CACHE": str(cwd / "cache")}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-
-
 @pytest.mark.slow
-def test_raster_folder_plugin_runs_the_builtin_methods_in_its_units(site: Path, tmp_path: Path) -> None:
+def test_raster_folder_plugin_runs_the_builtin_methods_in_its_units(
+    site: Path, tmp_path: Path, run_with_site: Callable[..., Any]
+) -> None:
+    def _run(args: list[str], site: Path, cwd: Path) -> Any:
+        return run_with_site(args, site, cwd, cwd / "cache")
+
     folder = tmp_path / "heights"
     made = _run([sys.executable, "-m", "gsr_bench_raster_folder.fake", str(folder)], site, tmp_path)
     assert made.returncode == 0, made.stderr

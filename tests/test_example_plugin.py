@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -22,20 +21,15 @@ def installed(tmp_path_factory: pytest.TempPathFactory, pip_install_to: Callable
     return target
 
 
-def _cli(args: list[str], site: Path, cwd: Path, cache: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(site), "GSR_BENCH_CACHE": str(cache)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run(
-        [sys.executable, "-m", "gsr_bench.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+CLI = [sys.executable, "-m", "gsr_bench.cli"]
 
 
-def test_example_plugin_listed_run_and_ranked(installed: Path, tmp_path: Path, shared_cache: Path) -> None:
+def test_example_plugin_listed_run_and_ranked(
+    installed: Path, tmp_path: Path, shared_cache: Path, run_with_site: Callable[..., Any]
+) -> None:
+    def _cli(args: list[str], site: Path, cwd: Path, cache: Path) -> Any:
+        return run_with_site([*CLI, *args], site, cwd, cache, 600)
+
     plugins = _cli(["plugins"], installed, tmp_path, shared_cache)
     assert plugins.returncode == 0, plugins.stderr
     line = next(ln for ln in plugins.stdout.splitlines() if ln.startswith("example "))
