@@ -264,4 +264,5 @@ class GSRDataset:
             )
         d = protocol.data
         path = self.prepare(cache_dir, protocol.task.crop, d.guide_dtype, progress, workers, (split,))[split]
-        return open_test(path, trained_on, protocol.task.crop, protocol.task.degradation, d.max_test_tiles)
+        task = protocol.task
+        return open_test(path, trained_on, task.crop, task.degradation, d.max_test_tiles, self.revision())

@@ -326,14 +326,9 @@ class Runner:
             "dataset_source_name": self.splits(job).info.source_name,
             "test_dataset": job.test.dataset.name if job.test else job.dataset.name,
             "test_split": job.test.split if job.test else "test",
-            "test_dataset_revision": self._test_revision(job),
+            "test_dataset_revision": self.splits(job).test.info.revision,
             "ddp_world_size": str(_world_size()),
         }
-
-    def _test_revision(self, job: Job) -> str:
-        if job.test is None:
-            return str(self.splits(job).info.revision)
-        return str(job.test.dataset.create(**job.test.options).revision())
 
     def run_one(self, job: Job) -> JobResult:
         device = select_device(self.device, job.protocol.device.policy)

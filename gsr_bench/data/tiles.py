@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -291,12 +291,19 @@ def open_prepared(
 
 
 def open_test(
-    path: Path, trained_on: Splits, crop: int, degradation: Degradation, max_tiles: int = 0
+    path: Path,
+    trained_on: Splits,
+    crop: int,
+    degradation: Degradation,
+    max_tiles: int = 0,
+    revision: str = "",
 ) -> TileSet:
     """Every tile of one prepared split as a test set for methods trained on ``trained_on``:
-    normalized with its train statistics, as the methods learned them."""
+    normalized with its train statistics, as the methods learned them; ``revision`` is the test
+    data's own."""
     with h5py.File(path, "r") as f:
         n = len(f["done"])
     indices = list(range(min(n, max_tiles or n)))
     train = trained_on.train
-    return TileSet(path, indices, trained_on.info, train.guide_mean, train.guide_std, crop, degradation)
+    info = replace(trained_on.info, revision=revision)
+    return TileSet(path, indices, info, train.guide_mean, train.guide_std, crop, degradation)
