@@ -402,6 +402,31 @@ def _common_flags(default: Any) -> argparse.ArgumentParser:
     return common
 
 
+def job_args(p: argparse.ArgumentParser, test: bool = False) -> None:
+    """What names a set of jobs (``_planned_jobs``): methods, datasets, protocol, seeds, dataset
+    options, and with ``test`` the dataset evaluated on."""
+    p.add_argument("--all", action="store_true", help="every installed method")
+    p.add_argument("-m", "--method", action="append", help="method name (repeatable)")
+    p.add_argument(
+        "-d", "--dataset", action="append", help=f"dataset (repeatable; default {DEFAULT_DATASET})"
+    )
+    p.add_argument("--protocol", default=DEFAULT_PROTOCOL, help="protocol name or TOML file (default quick)")
+    p.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the protocol's)")
+    dataset_args(p)
+    if test:
+        p.add_argument(
+            "--test-dataset",
+            metavar="NAME",
+            help="evaluate on this dataset (same guide channels), not the training dataset's test split",
+        )
+        p.add_argument(
+            "--test-split",
+            default="test",
+            choices=["test", "train"],
+            help="which split of --test-dataset to evaluate on (default test; train: every tile of it)",
+        )
+
+
 def dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", help="the dataset's folder, for datasets read from one (biomassters)")
     p.add_argument(
@@ -508,28 +533,7 @@ def build_parser(commands: Sequence[Any] | None = None) -> argparse.ArgumentPars
         "run jobs (method x dataset x seed under a protocol) and update the leaderboard",
         "gsr-bench run -m bicubic -m nearest --protocol smoke",
     )
-    p.add_argument("--all", action="store_true", help="every registered method")
-    p.add_argument("-m", "--method", action="append", help="method name (repeatable)")
-    p.add_argument(
-        "-d",
-        "--dataset",
-        action="append",
-        help=f"dataset name (repeatable; default {DEFAULT_DATASET})",
-    )
-    p.add_argument("--protocol", default=DEFAULT_PROTOCOL, help="protocol name or TOML file (default quick)")
-    p.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the protocol's)")
-    dataset_args(p)
-    p.add_argument(
-        "--test-dataset",
-        metavar="NAME",
-        help="evaluate on this dataset (same guide channels) instead of the training dataset's test split",
-    )
-    p.add_argument(
-        "--test-split",
-        default="test",
-        choices=["test", "train"],
-        help="which split of --test-dataset to evaluate on (default test; train: every tile of it)",
-    )
+    job_args(p, test=True)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: the protocol's policy)")
     p.add_argument(
         "--executor",
@@ -576,12 +580,7 @@ def build_parser(commands: Sequence[Any] | None = None) -> argparse.ArgumentPars
         "the jobs a run would make, the data it would prepare, and their time from saved bench rates",
         "gsr-bench estimate --all -d biomassters --protocol paper --rates gpu-rates.json",
     )
-    p.add_argument("-m", "--method", action="append", help="method name (repeatable)")
-    p.add_argument("--all", action="store_true", help="every installed method")
-    p.add_argument("-d", "--dataset", action="append", help=f"dataset (default {DEFAULT_DATASET})")
-    dataset_args(p)
-    p.add_argument("--protocol", default=DEFAULT_PROTOCOL, help="protocol name or TOML file")
-    p.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the protocol's)")
+    job_args(p)
     p.add_argument("--device", help="whose saved rates: a device name or part of it (cpu, cuda, H200)")
     p.add_argument("--results", default="results", help="rates are read from RESULTS/bench/")
     p.add_argument("--rates", help="a saved bench JSON file to use instead")
@@ -608,14 +607,7 @@ def build_parser(commands: Sequence[Any] | None = None) -> argparse.ArgumentPars
         "recompute finished jobs' metrics from their saved test predictions (a metric added or fixed)",
         "gsr-bench score -m msg -m bicubic --protocol quick",
     )
-    p.add_argument("--all", action="store_true", help="every installed method")
-    p.add_argument("-m", "--method", action="append", help="method name (repeatable)")
-    p.add_argument("-d", "--dataset", action="append", help=f"dataset (default {DEFAULT_DATASET})")
-    p.add_argument("--protocol", default=DEFAULT_PROTOCOL, help="protocol name or TOML file")
-    p.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the protocol's)")
-    dataset_args(p)
-    p.add_argument("--test-dataset", metavar="NAME", help="as given to the run")
-    p.add_argument("--test-split", default="test", choices=["test", "train"])
+    job_args(p, test=True)
     p.add_argument("--dry-run", action="store_true", help="print the metrics, log nothing")
     p.add_argument("--leaderboard", default="leaderboard", help="whose result records to update")
     tracking_args(p)

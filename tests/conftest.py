@@ -122,6 +122,27 @@ def run_with_site() -> Callable[..., subprocess.CompletedProcess[str]]:
     return _run_with_site
 
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(scope="session")
+def install_example(
+    tmp_path_factory: pytest.TempPathFactory, pip_install_to: Callable[[Path, Path], Path]
+) -> Callable[[str], Path]:
+    """pip-install the distribution ``examples/NAME`` into a folder of its own (once a session)
+    and return that folder, for PYTHONPATH."""
+    done: dict[str, Path] = {}
+
+    def install(name: str) -> Path:
+        if name not in done:
+            target = pip_install_to(EXAMPLES / name, tmp_path_factory.mktemp("site"))
+            assert list(target.glob("*.dist-info/entry_points.txt")), f"{name}: no entry points installed"
+            done[name] = target
+        return done[name]
+
+    return install
+
+
 @pytest.fixture(scope="session")
 def pip_install_to() -> Callable[[Path, Path], Path]:
     """Really install the distribution at ``src`` into the folder ``target`` (for PYTHONPATH);

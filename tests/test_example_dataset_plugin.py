@@ -18,11 +18,8 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "gsr-bench-raster-f
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, pip_install_to: Callable[[Path, Path], Path]) -> Path:
-    target = tmp_path_factory.mktemp("site")
-    pip_install_to(EXAMPLE, target)
-    assert list(target.glob("gsr_bench_raster_folder-*.dist-info/entry_points.txt"))
-    return target
+def site(install_example: Callable[[str], Path]) -> Path:
+    return install_example("gsr-bench-raster-folder")
 
 
 @pytest.mark.slow

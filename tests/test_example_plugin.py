@@ -10,15 +10,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "gsr-bench-example-plugin"
-
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory, pip_install_to: Callable[[Path, Path], Path]) -> Path:
-    target = tmp_path_factory.mktemp("site")
-    pip_install_to(EXAMPLE, target)
-    assert list(target.glob("gsr_bench_example_plugin-*.dist-info/entry_points.txt"))
-    return target
+def installed(install_example: Callable[[str], Path]) -> Path:
+    return install_example("gsr-bench-example-plugin")
 
 
 CLI = [sys.executable, "-m", "gsr_bench.cli"]
