@@ -274,7 +274,7 @@ class Runner:
     def splits(self, job: Job) -> Any:
         key = _data_key(job)
         if key not in self._splits:
-            self._splits[key] = _load_splits(job, self.cache_dir, self.progress, workers=None)
+            self._splits[key] = load_splits(job, self.cache_dir, self.progress, workers=None)
         return self._splits[key]
 
     def run(self, jobs: Sequence[Job]) -> list[JobResult]:
@@ -447,7 +447,7 @@ def _data_key(job: Job) -> str:
     )
 
 
-def _load_splits(job: Job, cache_dir: Path, progress: bool = False, workers: int | None = 1) -> Any:
+def load_splits(job: Job, cache_dir: Path, progress: bool = False, workers: int | None = 1) -> Any:
     """The job's tiles; Ray workers and DDP ranks (the defaults) prepare nothing in parallel."""
     import dataclasses
 
@@ -483,7 +483,7 @@ def follow(
         job = by_key[key]
         data_key = _data_key(job)
         if data_key not in loaded:
-            loaded[data_key] = _load_splits(job, cache_dir)
+            loaded[data_key] = load_splits(job, cache_dir)
         splits = loaded[data_key]
         workdir = Path(tempfile.mkdtemp(prefix="gsr-bench-ddp-"))
         try:
@@ -526,7 +526,7 @@ def _remote_job(
     """A job in a Ray worker: everything but MLflow; the artifacts travel back as bytes."""
     import torch
 
-    splits = _load_splits(job, cache_dir)
+    splits = load_splits(job, cache_dir)
     workdir = Path(tempfile.mkdtemp(prefix="gsr-bench-ray-"))
     try:
         result = execute_job(job, splits, torch.device(device), workdir, checkpoints, False, None)

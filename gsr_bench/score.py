@@ -22,11 +22,8 @@ from gsr_bench.data.tiles import TileSet
 from gsr_bench.errors import GsrBenchError
 from gsr_bench.metrics import MetricAccumulator
 from gsr_bench.ops import project_to_source
-from gsr_bench.runner import Job, _load_splits, cache_dir
+from gsr_bench.runner import Job, cache_dir, load_splits
 from gsr_bench.tracking import Tracker
-
-# what predictions cannot tell: how fast, how big, how long the job took
-NOT_FROM_PREDICTIONS = ("throughput_mpix_s", "params", "train_time_s", "job_seconds")
 
 
 def rescore(
@@ -82,7 +79,7 @@ def score_jobs(
                 continue
             with np.load(path) as saved:
                 pred, ids = saved["pred"], [str(x) for x in saved["ids"]]
-        splits = _load_splits(job, cache_dir(results_dir), progress, workers=None)
+        splits = load_splits(job, cache_dir(results_dir), progress, workers=None)
         new = rescore(pred, ids, splits.test, splits.info.bins, extra, job.protocol.eval.project_to_source)
         old = run.data.metrics
         for name in sorted(new):

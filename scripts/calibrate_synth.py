@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from gsr_bench.data.finescale import fine_scale, summarize
+from gsr_bench.data.finescale import FineScale, fine_scale, summarize
 from gsr_bench.parallel import ordered_map
 from gsr_bench_datasets.biomassters.composite import leafon_median
 from gsr_bench_datasets.biomassters.layout import CLP_INVALID, RawChip
@@ -66,8 +66,6 @@ def main() -> None:
     n = sum(r["n"] for r in rows)
     mean = sum(r["sum"] for r in rows) / n
     std = np.sqrt(sum(r["sumsq"] for r in rows) / n - mean**2)
-    from gsr_bench.data.finescale import FineScale
-
     fs = summarize([FineScale("", r["share"], r["r2"]) for r in rows])
     top = np.sort(np.concatenate([r["top"] for r in rows]))
     p999 = top[-round(0.001 * n)]
