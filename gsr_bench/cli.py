@@ -184,6 +184,7 @@ def _planned_jobs(args: argparse.Namespace, overrides: dict[str, Any] | None = N
         args.dataset_option,
         getattr(args, "test_dataset", None),
         getattr(args, "test_split", "test"),
+        skip_unfit=bool(args.all),
     )
 
 

@@ -74,6 +74,8 @@ class GSRDataset:
         nodata: target value that marks unlabelled pixels (besides NaN), when :class:`Sample`
             gives no ``valid`` mask.
         source_name: what the coarse source is called in figures (``"source (100 m)"``).
+        time_series: the options that give this dataset a guide with one image per period
+            (``{"composite": "monthly"}``), for temporal methods; ``None`` when it has none.
 
     Example:
         A folder of ``NAME_guide.npy`` / ``NAME_target.npy`` pairs::
@@ -107,6 +109,7 @@ class GSRDataset:
     rgb: tuple[str, str, str] | None = None
     nodata: float | None = None
     source_name: str = "source"
+    time_series: Mapping[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -155,6 +158,11 @@ class GSRDataset:
 
     def revision(self) -> str:
         """A line naming the data's release or generator, recorded with each run."""
+        return ""
+
+    def guide_label(self) -> str:
+        """How this instance's guide differs from the dataset's default (``"monthly composite"``),
+        or ``""``: results on another guide get their own leaderboard section."""
         return ""
 
     def tile_counts(self) -> dict[str, int]:

@@ -59,7 +59,7 @@ def collect(tracker: Tracker, records: list[dict[str, Any]] | None = None) -> pd
                 "run_id": run.info.run_id,
                 "start_time": run.info.start_time,
                 "job_key": t.get("job_key", ""),
-                "dataset": pair_label(train, test, split, revision),
+                "dataset": pair_label(train, test, split, revision, t.get("dataset_guide", "")),
                 "train_dataset": train,
                 "test_dataset": test,
                 "test_split": split,
@@ -96,15 +96,17 @@ def collect(tracker: Tracker, records: list[dict[str, Any]] | None = None) -> pd
     return df.drop_duplicates(["dataset", "protocol", "method", "seed"], keep="last").reset_index(drop=True)
 
 
-def pair_label(train: str, test: str, split: str = "test", revision: str = "") -> str:
+def pair_label(train: str, test: str, split: str = "test", revision: str = "", guide: str = "") -> str:
     """A leaderboard section's dataset: ``train``, or ``train → test`` when a job was evaluated
     on another dataset, with which of its splits (when not its test split) and which part of it
-    (a subset's revision: two folders of samples are two sections)."""
+    (a subset's revision: two folders of samples are two sections); then the guide when it is
+    not the dataset's default (``biomassters-synthetic, monthly composite``)."""
+    suffix = f", {guide}" if guide else ""
     if train == test and split == "test":
-        return train
+        return train + suffix
     notes = [f"{split} split"] if split != "test" else []
     notes += [revision] if revision and revision != "official" else []
-    return f"{train} → {test}" + (f" ({', '.join(notes)})" if notes else "")
+    return f"{train} → {test}" + (f" ({', '.join(notes)})" if notes else "") + suffix
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:

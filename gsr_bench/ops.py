@@ -60,9 +60,15 @@ def project_to_source(pred: torch.Tensor, source: torch.Tensor, scale: int) -> t
     Multiplicative where the block mean is positive (keeps the texture and biomass >= 0); a block
     predicted as all zero while its source is not takes the source value uniformly.
     """
+    b, c, h, w = pred.shape
+    if h % scale or w % scale:
+        raise ValueError(f"size {(h, w)} is not a multiple of the scale {scale}")
+    # block views instead of pooling and upsampling: DADA runs this after every diffusion step
     pred = pred.clamp_min(0)
-    mean = block_mean(pred, scale)
+    mean = F.avg_pool2d(pred, scale)
     positive = mean > 1e-6
     ratio = torch.where(positive, source / mean.clamp_min(1e-6), torch.zeros_like(mean))
     flat = torch.where(positive, torch.zeros_like(source), source)
-    return pred * upsample(ratio, scale, "nearest") + upsample(flat, scale, "nearest")
+    cells = (b, c, h // scale, 1, w // scale, 1)
+    blocks = pred.view(b, c, h // scale, scale, w // scale, scale)
+    return torch.addcmul(flat.view(cells), blocks, ratio.view(cells)).view(b, c, h, w)

@@ -146,11 +146,15 @@ class Protocol:
         for dotted, value in overrides.items():
             node = data
             *parents, leaf = dotted.split(".")
+            # a method's options are its own: ``methods.NAME.OPTION`` may name any of them
+            free = parents[:1] == ["methods"] and len(parents) == 2
             for part in parents:
+                if free and not isinstance(node.get(part), dict):
+                    node[part] = {}
                 if not isinstance(node.get(part), dict):
                     raise ProtocolError(f"{origin}: unknown protocol key {dotted!r}")
                 node = node[part]
-            if leaf not in node:
+            if leaf not in node and not free:
                 raise ProtocolError(f"{origin}: unknown protocol key {dotted!r}")
             node[leaf] = value
         return build_protocol(data, origin)

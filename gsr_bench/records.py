@@ -72,6 +72,7 @@ def record_of(result: JobResult) -> dict[str, Any]:
             "units": tags.get("dataset_units", ""),
             "label": tags.get("dataset_label", "target"),
             "source_name": tags.get("dataset_source_name", "source"),
+            "guide": tags.get("dataset_guide", ""),
             "options": config["dataset"].get("options", {}),
         },
         "test": {
@@ -101,7 +102,13 @@ def record_path(root: Path, record: Mapping[str, Any]) -> Path:
     from gsr_bench.leaderboard import pair_label, slug
 
     test = record["test"]
-    section = pair_label(record["dataset"]["name"], test["dataset"], test["split"], test.get("revision", ""))
+    section = pair_label(
+        record["dataset"]["name"],
+        test["dataset"],
+        test["split"],
+        test.get("revision", ""),
+        record["dataset"].get("guide", ""),
+    )
     name = f"{slug(record['method']['name'])}-seed{record['seed']}-{record['job_key']}.json"
     return Path(root) / slug(section) / slug(record["protocol"]["name"]) / name
 
@@ -182,6 +189,7 @@ def _identity(record: Mapping[str, Any]) -> tuple[str, ...]:
         test["dataset"],
         test["split"],
         test.get("revision", ""),
+        record["dataset"].get("guide", ""),
         record["protocol"]["name"],
         record["protocol"]["version"],
         record["method"]["name"],
@@ -251,7 +259,13 @@ def leaderboard_row(record: Mapping[str, Any]) -> dict[str, Any]:
         "run_id": "",
         "start_time": int(created * 1000),
         "job_key": record["job_key"],
-        "dataset": pair_label(train, test["dataset"], test["split"], test.get("revision", "")),
+        "dataset": pair_label(
+            train,
+            test["dataset"],
+            test["split"],
+            test.get("revision", ""),
+            record["dataset"].get("guide", ""),
+        ),
         "train_dataset": train,
         "test_dataset": test["dataset"],
         "test_split": test["split"],

@@ -60,6 +60,10 @@ class MethodSpec:
         overrides: protocol overrides the method declares, dotted keys (``{"train.lr": 1e-4}``).
         seeded: False for a method whose output no seed can change (interpolation, a fixed
             filter): it runs once, under the protocol's first seed, instead of once per seed.
+        temporal: True for a method that reads a time series of guide images (channels named
+            ``BAND@PERIOD`` for several periods): it runs on the dataset's time-series guide
+            (:attr:`~gsr_bench.dataset.GSRDataset.time_series`) when the configured one has a
+            single period.
     """
 
     name: str
@@ -71,6 +75,7 @@ class MethodSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
     overrides: Mapping[str, Any] = field(default_factory=dict)
     seeded: bool = True
+    temporal: bool = False
     plugin: str = ""
     distribution: str = ""
 

@@ -175,6 +175,19 @@ def _check_sizes(dataset: Any, protocol: Protocol, method: str) -> None:
             )
 
 
+def time_series_options(dataset: Any, options: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The options a temporal method runs ``dataset`` with: the given ones when its guide already
+    has several periods, else with the dataset's :attr:`~gsr_bench.dataset.GSRDataset.time_series`
+    options; ``None`` when it has no time series."""
+    from gsr_bench.data.channels import periods
+
+    if len(periods(dataset.guide_channels)) > 1:
+        return dict(options)
+    if not dataset.time_series:
+        return None
+    return {**options, **dataset.time_series}
+
+
 def plan_jobs(
     manager: PluginManager,
     methods: Sequence[str],
@@ -185,26 +198,56 @@ def plan_jobs(
     option_pairs: Sequence[str] | None = None,
     test_dataset: str | None = None,
     test_split: str = "test",
+    skip_unfit: bool = False,
 ) -> list[Job]:
     """Every (method, dataset, seed) under ``protocol``; unknown names, broken factories and
     sizes that do not fit a dataset's scale fail before anything runs. With ``test_dataset``,
-    each job trains on its dataset and is evaluated on ``test_split`` of ``test_dataset``."""
+    each job trains on its dataset and is evaluated on ``test_split`` of ``test_dataset``.
+
+    A temporal method runs on the dataset's time-series guide; on a dataset without one it is an
+    error, or skipped with a warning when ``skip_unfit`` (``--all``)."""
     method_specs = [manager.methods.get(m) for m in methods]
     dataset_specs = [manager.datasets.get(d) for d in datasets]
     for spec in method_specs:  # a typo in a plugin fails here, in one line
         check_factory("method", spec)
-    test = None
-    if test_dataset is not None:
-        t_spec = manager.datasets.get(test_dataset)
-        t_options = dataset_options(t_spec, protocol, root, option_pairs)
-        t_dataset = t_spec.create(**t_options)
-        test = TestOn(t_spec, test_split, t_options, t_dataset.describe())
+    t_spec = manager.datasets.get(test_dataset) if test_dataset is not None else None
+    made: dict[str, Any] = {}
+
+    def create(spec: DatasetSpec, options: dict[str, Any]) -> Any:
+        key = json.dumps([spec.name, options], sort_keys=True, default=str)
+        if key not in made:
+            made[key] = spec.create(**options)
+        return made[key]
+
+    def variant(spec: DatasetSpec, options: dict[str, Any], temporal: bool) -> tuple[Any, ...] | None:
+        """(options, dataset, its description) as a method of this kind runs it."""
+        dataset = create(spec, options)
+        if temporal:
+            ts = time_series_options(dataset, options)
+            if ts is None:
+                return None
+            options, dataset = ts, create(spec, ts)
+        return options, dataset, dataset.describe()
+
     jobs = []
     for d in dataset_specs:
-        options = dataset_options(d, protocol, root, option_pairs, strict=test is None)
-        dataset = d.create(**options)
-        described = dataset.describe()
+        base = dataset_options(d, protocol, root, option_pairs, strict=t_spec is None)
+        t_base = dataset_options(t_spec, protocol, root, option_pairs) if t_spec else {}
         for m in method_specs:
+            found = variant(d, base, m.temporal)
+            t_found = variant(t_spec, t_base, m.temporal) if t_spec else None
+            if found is None or (t_spec and t_found is None):
+                name = d.name if found is None else t_spec.name  # type: ignore[union-attr]
+                message = (
+                    f"method {m.name!r} reads a time series of guide images; dataset {name!r} has one "
+                    "guide image and declares no time series (GSRDataset.time_series)"
+                )
+                if not skip_unfit:
+                    raise GsrBenchError(message)
+                log.warning("skipped: %s", message)
+                continue
+            options, dataset, described = found
+            test = TestOn(t_spec, test_split, t_found[0], t_found[2]) if t_spec and t_found else None
             proto = protocol.for_method(m.name, m.overrides)
             _check_sizes(dataset, proto, m.name)
             chosen = list(seeds if seeds is not None else proto.seeds)
@@ -324,6 +367,7 @@ class Runner:
             "dataset_units": self.splits(job).info.units,
             "dataset_label": self.splits(job).info.label,
             "dataset_source_name": self.splits(job).info.source_name,
+            "dataset_guide": self.splits(job).info.guide,
             "test_dataset": job.test.dataset.name if job.test else job.dataset.name,
             "test_split": job.test.split if job.test else "test",
             "test_dataset_revision": self.splits(job).test.info.revision,

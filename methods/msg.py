@@ -90,6 +90,16 @@ class MSGNet(nn.Module):
         return self.head(x)
 
 
+def msg_forward(net: MSGNet, guide: torch.Tensor, source_z: torch.Tensor, scale: int) -> torch.Tensor:
+    """MSG-Net's prediction, normalized: the bicubic low-pass source plus the residual the network
+    infers from the high-passed source and guide (a guide any network may have computed)."""
+    low = box_blur(source_z, 3)
+    base = upsample(low, scale, "bicubic")
+    guide_hp = guide - box_blur(guide, scale + 1) if net.use_guide else guide
+    out: torch.Tensor = base + net(guide_hp, source_z - low)
+    return out
+
+
 class MSG(TorchMethod):
     """MSG-Net adapted to x10; ``use_guide=False`` gives MSG without guide."""
 
@@ -99,12 +109,8 @@ class MSG(TorchMethod):
         self.net = MSGNet(task.in_channels, task.scale, width, use_guide)
 
     def forward(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-        s = self.normalize(source)
-        low = box_blur(s, 3)
-        base = upsample(low, self.task.scale, "bicubic")
-        guide_hp = guide - box_blur(guide, self.task.scale + 1) if self.use_guide else guide
-        residual = self.net(guide_hp, s - low)
-        return self.denormalize(base + residual)
+        net: MSGNet = self.net  # type: ignore[assignment]
+        return self.denormalize(msg_forward(net, guide, self.normalize(source), self.task.scale))
 
     @torch.no_grad()
     def predict(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,20 @@ from gsr_bench import MethodSpec, hookimpl
 _GSR4B = "Karaman et al., GSR4B, ISPRS Annals (Geospatial Week) 2025, arXiv:2504.01722"
 _MSG_PAPER = "Hui, Loy, Tang, Depth map super-resolution by deep multi-scale guidance, ECCV 2016"
 _INTERP_PAPER = f"Keys, IEEE TASSP 1981; GSR4B SR baselines ({_GSR4B})"
+_UTAE_PAPER = (
+    "Garnot, Landrieu, Panoptic segmentation of satellite image time series with convolutional "
+    "temporal attention networks, ICCV 2021"
+)
 _M = "gsr_bench_methods"
+
+
+def _utae_paper_sizes(name: str) -> dict[str, Any]:
+    return {
+        f"methods.{name}.widths": [64, 64, 64, 128],
+        f"methods.{name}.heads": 16,
+        f"methods.{name}.key_dim": 4,
+    }
+
 
 # name, family, description, factory, paper, options, declared paper overrides
 _BUILTINS: tuple[tuple[str, str, str, str, str, dict[str, Any], dict[str, Any]], ...] = (
@@ -92,6 +105,48 @@ _BUILTINS: tuple[tuple[str, str, str, str, str, dict[str, Any], dict[str, Any]],
         {},
     ),
     (
+        "dada",
+        "gsr",
+        "Deep anisotropic diffusion: learned diffusivities, block means adjusted to the source",
+        f"{_M}.dada:DADA",
+        "Metzger, Daudt, Schindler, Guided depth super-resolution by deep anisotropic diffusion, CVPR 2023",
+        {},
+        {
+            "methods.dada.encoder": "resnet50",
+            "methods.dada.features": 64,
+            "methods.dada.pre_iterations": 8000,
+            "methods.dada.grad_iterations": 1024,
+        },
+    ),
+    (
+        "lgr",
+        "gsr",
+        "Learned graph regularisation: Laplacian energy under exact block means, CG in torch",
+        f"{_M}.lgr:LGR",
+        "de Lutio, Becker, D'Aronco, Russo, Wegner, Schindler, Learning graph regularisation for "
+        "guided super-resolution, CVPR 2022",
+        {},
+        {"methods.lgr.features": 64, "methods.lgr.tol": 1e-5, "methods.lgr.max_iter": 5000},
+    ),
+    (
+        "msg-t",
+        "gsr",
+        "MSG-Net guided by a U-TAE encoder of the monthly images (time-series guidance)",
+        f"{_M}.msg_t:MSGT",
+        f"{_MSG_PAPER}; {_UTAE_PAPER}",
+        {},
+        {**_utae_paper_sizes("msg-t"), "train.lr": 1e-4},
+    ),
+    (
+        "utae",
+        "regression",
+        "U-TAE on the monthly images alone: temporal attention with availability masks",
+        f"{_M}.utae:UTAE",
+        _UTAE_PAPER,
+        {},
+        _utae_paper_sizes("utae"),
+    ),
+    (
         "nearest",
         "sr",
         "Nearest-neighbour upsampling of the source (each 100 m cell copied)",
@@ -123,6 +178,8 @@ _BUILTINS: tuple[tuple[str, str, str, str, str, dict[str, Any], dict[str, Any]],
 
 # No seed reaches these: their output is a function of the data (tuned on val deterministically).
 _DETERMINISTIC = frozenset({"nearest", "bilinear", "bicubic", "jbu", "guided-filter"})
+# These read the guide's time series: they run on the dataset's time-series guide
+_TEMPORAL = frozenset({"utae", "msg-t"})
 
 
 @hookimpl
@@ -139,5 +196,6 @@ def gsr_bench_register_methods(register: Callable[[Any], None]) -> None:
                 options=options,
                 overrides=overrides,
                 seeded=name not in _DETERMINISTIC,
+                temporal=name in _TEMPORAL,
             )
         )

@@ -35,7 +35,9 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 
 
 class UNetNet(nn.Module):
-    def __init__(self, in_channels: int, encoder: str, decoder: tuple[int, ...] = DECODER) -> None:
+    def __init__(
+        self, in_channels: int, encoder: str, decoder: tuple[int, ...] = DECODER, out_channels: int = 1
+    ) -> None:
         super().__init__()
         self.encoder = timm.create_model(encoder, features_only=True, in_chans=in_channels, pretrained=False)
         info: Any = self.encoder.feature_info
@@ -55,7 +57,7 @@ class UNetNet(nn.Module):
             cin = decoder[k]
         self.blocks = nn.ModuleList(blocks)
         self.skip_channels = skips
-        self.head = nn.Conv2d(cin, 1, 3, padding=1)
+        self.head = nn.Conv2d(cin, out_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.encoder(x)

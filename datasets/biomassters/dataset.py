@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,7 @@ class BioMasstersFormat(GSRDataset):
     data_range = 500.0  # above the 99.9th percentile of BioMassters (about 425)
     bins = (0.0, 50.0, 100.0, 200.0, 300.0)
     source_name = "source (100 m)"
+    time_series = MappingProxyType({"composite": "monthly"})
 
     def __init__(self, composite: str = "leafon-median") -> None:
         try:
@@ -66,6 +68,9 @@ class BioMasstersFormat(GSRDataset):
 
     def options(self) -> dict[str, Any]:
         return {"composite": self.composite}
+
+    def guide_label(self) -> str:
+        return "" if self.composite == "leafon-median" else f"{self.composite} composite"
 
     def tiles(self, split: str) -> list[Chip]:
         return self.layout().chips(split)

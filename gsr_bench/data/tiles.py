@@ -21,6 +21,7 @@ import torch
 from scipy import ndimage
 from tqdm.auto import tqdm
 
+from gsr_bench.data.channels import sensor_of
 from gsr_bench.data.prepare import block_mean, read_prepared_attrs
 from gsr_bench.errors import DataError
 from gsr_bench.protocol import Degradation
@@ -47,6 +48,7 @@ class DatasetInfo:
     label: str = "target"
     rgb_channels: tuple[int, int, int] = (0, 1, 2)
     source_name: str = "source"
+    guide: str = ""  # how the guide differs from the dataset's default (GSRDataset.guide_label)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -265,6 +267,7 @@ def open_prepared(
         label=dataset.label,
         rgb_channels=dataset.rgb_indices(),
         source_name=dataset.source_name,
+        guide=dataset.guide_label(),
     )
     with h5py.File(train_h5, "r") as f:
         is_val = f["is_val"][:]
@@ -283,6 +286,9 @@ def open_prepared(
             raise DataError(f"{name}: the {split} split is empty")
     mean = np.asarray(attrs["guide_mean"], np.float32)
     std = safe_std(attrs["guide_std"]).astype(np.float32)
+    # availability masks reach methods as 0/1, so that temporal methods can read them as masks
+    masks = [k for k, name in enumerate(channels) if sensor_of(name) == "mask"]
+    mean[masks], std[masks] = 0.0, 1.0
     sets = [
         TileSet(path, idx, info, mean, std, crop, degradation)
         for path, idx in ((train_h5, lists[0]), (train_h5, lists[1]), (test_h5, lists[2]))
