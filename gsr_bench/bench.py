@@ -67,6 +67,10 @@ class Timing:
     # per-tile optimizers: seconds one more iteration adds to a call on ``batch`` tiles
     iteration_s: float | None = None
     batch: int | None = None
+    # multiply-adds x 2 of convolutions and matrix products a predicted pixel (torch's counter;
+    # elementwise work such as DADA's diffusion steps is not counted: their docstrings give it)
+    flops_per_pixel: float | None = None
+    periods: int = 1  # guide images a tile: temporal methods are timed on a 12-period series
 
 
 def measure(
@@ -81,16 +85,15 @@ def measure(
 ) -> list[Timing]:
     """Inference of every method in ``names`` and, for learned ones, training steps at
     ``train_batch`` x ``train_patch``: the rates ``gsr-bench estimate`` plans with."""
-    task = TaskInfo(tuple(f"c{i}" for i in range(channels)), 10, 250, 60.0, 70.0, 500.0)
-    g = torch.Generator().manual_seed(0)
-    guide = torch.randn(batch, channels, 250, 250, generator=g).to(device)
-    source = (torch.rand(batch, 1, 25, 25, generator=g) * 300).to(device)
     name_of_device = device_name(device)
     out = []
     for name in names:
         spec = manager.methods.get(name)
+        periods = SERIES_PERIODS if spec.temporal else 1
+        task, guide, source = bench_inputs(channels, periods, batch, device)
         options = bench_options(name, device)
         method = spec.create(task, **options).to(device)
+        flops = count_flops(method, guide[:1], source[:1]) / (250 * 250)
         median = median_seconds(_predict_call(method, guide, source, device), repeats, warmup=1)
         timing = Timing(
             name,
@@ -102,6 +105,8 @@ def measure(
             name_of_device,
             options=options,
             batch=batch,
+            flops_per_pixel=flops,
+            periods=periods,
         )
         if "iterations" in options:  # a second timing at 5x the iterations gives their cost
             longer = spec.create(task, **{**options, "iterations": 5 * options["iterations"]}).to(device)
@@ -113,6 +118,33 @@ def measure(
             timing.train_batch, timing.train_patch = train_batch, train_patch
         out.append(timing)
     return out
+
+
+SERIES_PERIODS = 12  # a year of monthly images, as BioMassters has
+
+
+def bench_inputs(
+    channels: int, periods: int, batch: int, device: torch.device
+) -> tuple[TaskInfo, torch.Tensor, torch.Tensor]:
+    """A task and random 250 x 250 inputs: ``channels`` bands, for each of ``periods`` periods."""
+    names = tuple(
+        f"c{i}@p{t}" if periods > 1 else f"c{i}" for t in range(periods) for i in range(channels)
+    )
+    task = TaskInfo(names, 10, 250, 60.0, 70.0, 500.0)
+    g = torch.Generator().manual_seed(0)
+    guide = torch.randn(batch, len(names), 250, 250, generator=g).to(device)
+    source = (torch.rand(batch, 1, 25, 25, generator=g) * 300).to(device)
+    return task, guide, source
+
+
+def count_flops(method: Any, guide: torch.Tensor, source: torch.Tensor) -> float:
+    """FLOPs torch counts in one prediction (2 per multiply-add of convolutions and products)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        method.predict(guide, source)
+    return float(counter.get_total_flops())
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 0) -> float:

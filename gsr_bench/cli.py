@@ -325,6 +325,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             t.method,
             t.family,
             f"{t.params:,}",
+            "-" if t.flops_per_pixel is None else f"{t.flops_per_pixel / 1e3:,.1f}",
             format_rate(t.mpix_s),
             "-" if t.train_mpix_s is None else format_rate(t.train_mpix_s),
             "-" if t.paper_mpix_s is None else f"{t.paper_mpix_s:,g}",
@@ -332,9 +333,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         ]
         for t in timings
     ]
-    print(
-        _table(rows, ["method", "family", "params", "Mpix/s", "train Mpix/s", "GSR4B Mpix/s (GPU)", "device"])
-    )
+    headers = ["method", "family", "params", "kFLOP/px", "Mpix/s", "train Mpix/s", "GSR4B Mpix/s (GPU)", "device"]
+    print(_table(rows, headers))
+    if any(t.periods > 1 for t in timings):
+        print(f"temporal methods read {bench.SERIES_PERIODS} guide images a tile (a year of months)")
     print(f"saved {path}")
     if args.compare:
         if before is None:

@@ -80,18 +80,23 @@ def solve_null_space(
     p = z
     rz = _dot(r, z)
     limit = tol * _dot(r, r).sqrt()
+    zero = torch.zeros_like(rz)
     done = 0
     while done < max_iter:
         done += 1
         ap = apply(p)
-        alpha = rz / _dot(p, ap).clamp_min(1e-30)
+        pap = _dot(p, ap)
+        # converged samples stop moving; in float32 their p.Ap underflows and must not divide
+        active = (_dot(r, r).sqrt() > limit) & (pap > 0)
+        alpha = torch.where(active, rz / torch.where(active, pap, 1.0), zero)
         u = u + alpha * p
         r = r - alpha * ap
-        if bool((_dot(r, r).sqrt() <= limit).all()):
+        if not bool((_dot(r, r).sqrt() > limit).any()):
             break
         z = precondition(r)
         rz_new = _dot(r, z)
-        p = z + (rz_new / rz.clamp_min(1e-30)) * p
+        beta = torch.where(active & (rz > 0), rz_new / torch.where(rz > 0, rz, 1.0), zero)
+        p = z + beta * p
         rz = rz_new
     return null_space(u, scale), done
 

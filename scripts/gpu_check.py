@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> None:
             "fdsr",
             "unet",
             "resnext",
+            "dada",
+            "lgr",
+            "utae",
+            "msg-t",
             "p2p",
             "jbu",
             "guided-filter",
@@ -76,7 +80,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--results", default="results", help="--scale: bench rates go to RESULTS/bench/")
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--methods", nargs="+", default=["msg", "msg-ng", "fdsr", "unet", "resnext"])
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=["msg", "msg-ng", "fdsr", "unet", "resnext", "dada", "lgr", "utae", "msg-t"],
+    )
     parser.add_argument("--out", default="gpu_check.json")
     parser.add_argument("--bf16", action="store_true", help="protocol device.bf16 (autocast)")
     parser.add_argument("--channels-last", action="store_true", help="protocol device.channels_last")
@@ -94,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     assert torch.cuda.is_available(), "no CUDA device"
     device = torch.device("cuda")
     pm = get_plugin_manager()
+    # every method trains --steps here (the quick protocol's [method_train.*] do not apply)
     protocol = load_protocol("quick").with_overrides(
         {
             "train.steps": args.steps,
@@ -104,12 +113,23 @@ def main(argv: list[str] | None = None) -> None:
         }
     )
     full_width = {"resnext": {"width": 1.0, "cardinality": 32}}
-    adapter = pm.datasets.get("biomassters-synthetic").create(**protocol.datasets["biomassters-synthetic"])
+    spec = pm.datasets.get("biomassters-synthetic")
+    adapter = spec.create(**protocol.datasets["biomassters-synthetic"])
     cache = Path(tempfile.mkdtemp(prefix="gsr-bench-gpu-"))
-    splits = adapter.load(protocol, cache, progress=True, workers=8)
+    loaded: dict[bool, object] = {}
+
+    def splits_for(temporal: bool):  # type: ignore[no-untyped-def]
+        """The composite splits, or the monthly ones for the temporal methods (prepared once)."""
+        if temporal not in loaded:
+            extra = adapter.time_series if temporal else {}
+            options = {**protocol.datasets["biomassters-synthetic"], **extra}
+            loaded[temporal] = spec.create(**options).load(protocol, cache, progress=True, workers=8)
+        return loaded[temporal]
+
     report: dict[str, object] = {"device": torch.cuda.get_device_name(device), "torch": torch.__version__}
     for name in args.methods:
         torch.manual_seed(0)
+        splits = splits_for(pm.methods.get(name).temporal)
         options = full_width.get(name, protocol.methods.get(name, {}))
         method = pm.methods.get(name).create(task_info(splits, protocol.task.crop), **options).to(device)
         batch = 4 if name == "resnext" else 32  # 24 M weights at every pixel: keep a call short

@@ -1,7 +1,8 @@
 """Inference throughput of every registered method and one training step of every learned one
 (`make bench`; `make test` runs each once with --benchmark-disable so they cannot rot).
 
-Tiles are 250 x 250 with the default 14-channel guide; Mpix/s and the device go to extra_info.
+Tiles are 250 x 250 with the default 14-channel guide (12 months of it for temporal methods);
+Mpix/s and the device go to extra_info.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 import pytest
 import torch
 
-from gsr_bench.bench import bench_options
+from gsr_bench.bench import SERIES_PERIODS, bench_inputs, bench_options
 from gsr_bench.method import TaskInfo, TorchMethod
 from gsr_bench.metrics import ssim
 from gsr_bench.ops import synchronize
@@ -35,8 +36,10 @@ def batch() -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.mark.parametrize("name", METHODS)
 def test_inference(benchmark, batch, name: str) -> None:  # type: ignore[no-untyped-def]
     spec = PluginManager().methods.get(name)
-    method = spec.create(TASK, **bench_options(name, DEVICE)).to(DEVICE)
-    guide, source = batch
+    task, (guide, source) = TASK, batch
+    if spec.temporal:
+        task, guide, source = bench_inputs(14, SERIES_PERIODS, BATCH, DEVICE)
+    method = spec.create(task, **bench_options(name, DEVICE)).to(DEVICE)
 
     def predict() -> torch.Tensor:
         out = method.predict(guide, source)
@@ -56,7 +59,7 @@ def test_inference(benchmark, batch, name: str) -> None:  # type: ignore[no-unty
     )
 
 
-LEARNED = [n for n in METHODS if n in ("msg", "msg-ng", "fdsr", "unet", "resnext")]
+LEARNED = [n for n in METHODS if n in ("msg", "msg-ng", "fdsr", "unet", "resnext", "dada", "lgr")]
 
 
 @pytest.mark.parametrize("name", LEARNED)

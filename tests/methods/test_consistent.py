@@ -154,3 +154,21 @@ def test_overfits_a_single_tile(name: str, options: dict[str, int], factor: floa
         opt.step()
         losses.append(loss.item())
     assert min(losses[-5:]) < losses[0] * factor, (losses[0], min(losses[-5:]))
+
+
+def test_lgr_solver_when_samples_converge_at_different_times() -> None:
+    """One sample done at once (a constant source: nothing to solve), one with edges cut to the
+    weight floor that takes hundreds of float32 iterations: the finished one must stay finite
+    (its p.Ap underflows) and exact, the other still converge."""
+    from gsr_bench_methods.lgr import WEIGHT_FLOOR
+
+    g = torch.Generator().manual_seed(3)
+    f = torch.randn(2, 8, 60, 60, generator=g) * 4
+    wv = torch.exp(-((f[..., 1:, :] - f[..., :-1, :]) ** 2).mean(1, keepdim=True)) + WEIGHT_FLOOR
+    wh = torch.exp(-((f[..., :, 1:] - f[..., :, :-1]) ** 2).mean(1, keepdim=True)) + WEIGHT_FLOOR
+    source = torch.rand(2, 1, 6, 6, generator=g) * 300
+    source[0] = 42.0
+    x = graph_solve(wv, wh, source, 10, tol=1e-5, max_iter=3000)
+    assert torch.isfinite(x).all()
+    assert torch.allclose(x[0], torch.full((1, 60, 60), 42.0))
+    assert torch.allclose(block_mean(x, 10), source, atol=1e-3)
