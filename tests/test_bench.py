@@ -26,3 +26,18 @@ def test_bench_table_and_compare(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "regression: nearest" in capsys.readouterr().err
     # Against a save of the same speed and a generous threshold, it passes.
     assert main([*args, "--compare", "--threshold", "100"]) == 0
+
+
+def test_bench_counts_flops_and_times_temporal_methods_on_a_year(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["bench", "-m", "utae", "-m", "bicubic", "--repeats", "1", "--batch", "1", "--results", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "kFLOP/px" in out and "read 12 guide images" in out
+    (saved,) = (tmp_path / "bench").glob("*.json")
+    timings = {t["method"]: t for t in json.loads(saved.read_text())}
+    assert timings["utae"]["periods"] == 12 and timings["bicubic"]["periods"] == 1
+    # U-TAE's convolutions over 12 months: tens of kFLOP a pixel; interpolation counts none
+    assert 1e4 < timings["utae"]["flops_per_pixel"] < 1e6
+    assert timings["bicubic"]["flops_per_pixel"] == 0
