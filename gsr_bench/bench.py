@@ -127,9 +127,7 @@ def bench_inputs(
     channels: int, periods: int, batch: int, device: torch.device
 ) -> tuple[TaskInfo, torch.Tensor, torch.Tensor]:
     """A task and random 250 x 250 inputs: ``channels`` bands, for each of ``periods`` periods."""
-    names = tuple(
-        f"c{i}@p{t}" if periods > 1 else f"c{i}" for t in range(periods) for i in range(channels)
-    )
+    names = tuple(f"c{i}@p{t}" if periods > 1 else f"c{i}" for t in range(periods) for i in range(channels))
     task = TaskInfo(names, 10, 250, 60.0, 70.0, 500.0)
     g = torch.Generator().manual_seed(0)
     guide = torch.randn(batch, len(names), 250, 250, generator=g).to(device)

@@ -333,7 +333,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         ]
         for t in timings
     ]
-    headers = ["method", "family", "params", "kFLOP/px", "Mpix/s", "train Mpix/s", "GSR4B Mpix/s (GPU)", "device"]
+    headers = [
+        "method",
+        "family",
+        "params",
+        "kFLOP/px",
+        "Mpix/s",
+        "train Mpix/s",
+        "GSR4B Mpix/s (GPU)",
+        "device",
+    ]
     print(_table(rows, headers))
     if any(t.periods > 1 for t in timings):
         print(f"temporal methods read {bench.SERIES_PERIODS} guide images a tile (a year of months)")

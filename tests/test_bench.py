@@ -31,7 +31,19 @@ def test_bench_table_and_compare(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_bench_counts_flops_and_times_temporal_methods_on_a_year(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ["bench", "-m", "utae", "-m", "bicubic", "--repeats", "1", "--batch", "1", "--results", str(tmp_path)]
+    args = [
+        "bench",
+        "-m",
+        "utae",
+        "-m",
+        "bicubic",
+        "--repeats",
+        "1",
+        "--batch",
+        "1",
+        "--results",
+        str(tmp_path),
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "kFLOP/px" in out and "read 12 guide images" in out

@@ -29,7 +29,11 @@ def test_temporal_methods_run_on_the_time_series_guide(manager: PluginManager) -
     assert len(utae.dataset_info["options"]) and utae.dataset_info["options"]["composite"] == "monthly"
     # a guide that already is a series is kept as it is
     seasonal = plan_jobs(
-        manager, ["utae"], ["biomassters-synthetic"], load_protocol("quick"), option_pairs=["composite=seasonal"]
+        manager,
+        ["utae"],
+        ["biomassters-synthetic"],
+        load_protocol("quick"),
+        option_pairs=["composite=seasonal"],
     )
     assert seasonal[0].dataset_options["composite"] == "seasonal"
 
@@ -38,7 +42,7 @@ def test_a_dataset_without_time_series_is_one_line_or_skipped(
     manager: PluginManager, caplog: pytest.LogCaptureFixture
 ) -> None:
     protocol = load_protocol("smoke").with_overrides({"task.crop": 36, "train.patch_size": 36})
-    with pytest.raises(GsrBenchError, match="'utae' reads a time series.*'arrays' has one guide image"):
+    with pytest.raises(GsrBenchError, match=r"'utae' reads a time series.*'arrays' has one guide image"):
         plan_jobs(manager, ["utae"], ["arrays"], protocol)
     jobs = plan_jobs(manager, ["bicubic", "utae"], ["arrays"], protocol, skip_unfit=True)
     assert [j.method.name for j in jobs] == ["bicubic"]
@@ -51,7 +55,10 @@ def test_sections_name_the_guide_when_it_is_not_the_default() -> None:
         pair_label("biomassters-synthetic", "biomassters-synthetic", guide="monthly composite")
         == "biomassters-synthetic, monthly composite"
     )
-    assert pair_label("a", "b", "train", "2 chips", "monthly composite") == "a → b (train split, 2 chips), monthly composite"
+    assert (
+        pair_label("a", "b", "train", "2 chips", "monthly composite")
+        == "a → b (train split, 2 chips), monthly composite"
+    )
 
 
 def test_paper_overrides_reach_the_new_methods() -> None:
