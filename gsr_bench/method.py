@@ -86,7 +86,8 @@ class TorchMethod(Method):
 
     Subclasses build ``self.net`` in ``__init__`` and implement :meth:`forward`; the core trains
     it under the protocol's budget (optimizer, schedule, patches, augmentation, checkpoints) and
-    :meth:`predict` calls it without gradients.
+    :meth:`predict` calls it without gradients. :meth:`forward` calls ``self.net(...)`` itself,
+    never its submodules or attributes: data-parallel training (``--ddp``) wraps ``self.net``.
     """
 
     net: nn.Module

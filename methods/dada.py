@@ -40,14 +40,18 @@ K_INIT = 1.0
 
 
 class DADANet(nn.Module):
-    def __init__(self, guide_channels: int, encoder: str, features: int) -> None:
+    """Guide and z-scored source -> diffusivities of the vertical and horizontal edges."""
+
+    def __init__(self, guide_channels: int, encoder: str, features: int, scale: int) -> None:
         super().__init__()
+        self.scale = scale
         self.features = GuideFeatures(guide_channels, encoder, features)
         # The paper starts K at 0.03 for its features; these start about 0.3 apart, where 0.03
         # gives c of 0.01: nothing diffuses and the diffusivities get almost no gradient.
         self.log_k = nn.Parameter(torch.tensor(math.log(K_INIT)))
 
-    def diffusivities(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, guide: torch.Tensor, source_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.features(guide, source_z, self.scale)
         k = self.log_k.exp()
         dv, dh = neighbour_differences(feats)
         cv = 1 / (1 + (dv.abs().mean(1, keepdim=True) / k) ** 2)
@@ -80,12 +84,11 @@ class DADA(TorchMethod):
             raise ValueError("dada needs pre_iterations >= 0 and grad_iterations >= 1")
         self.encoder, self.n_features = encoder, features
         self.pre_iterations, self.grad_iterations = pre_iterations, grad_iterations
-        self.net = DADANet(task.in_channels, encoder, features)
+        self.net = DADANet(task.in_channels, encoder, features, task.scale)
 
     def forward(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
         s = self.task.scale
-        net: DADANet = self.net  # type: ignore[assignment]
-        cv, ch = net.diffusivities(net.features(guide, self.normalize(source), s))
+        cv, ch = self.net(guide, self.normalize(source))  # the only call: DDP wraps self.net
         source = source.float()
         x = project_to_source(upsample(source, s, "bicubic"), source, s)
         with torch.no_grad():

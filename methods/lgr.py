@@ -144,9 +144,15 @@ def graph_solve(
 
 
 class LGRNet(nn.Module):
-    def __init__(self, guide_channels: int, encoder: str, features: int) -> None:
+    """Guide and z-scored source -> weights of the vertical and horizontal edges."""
+
+    def __init__(self, guide_channels: int, encoder: str, features: int, scale: int) -> None:
         super().__init__()
+        self.scale = scale
         self.features = GuideFeatures(guide_channels, encoder, features)
+
+    def forward(self, guide: torch.Tensor, source_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.weights(self.features(guide, source_z, self.scale).float())
 
     @staticmethod
     def weights(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,12 +176,11 @@ class LGR(TorchMethod):
         super().__init__(task)
         self.encoder, self.n_features = encoder, features
         self.tol, self.max_iter = tol, max_iter
-        self.net = LGRNet(task.in_channels, encoder, features)
+        self.net = LGRNet(task.in_channels, encoder, features, task.scale)
 
     def forward(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
         s = self.task.scale
-        net: LGRNet = self.net  # type: ignore[assignment]
-        wv, wh = net.weights(net.features(guide, self.normalize(source), s).float())
+        wv, wh = self.net(guide, self.normalize(source))  # the only call: DDP wraps self.net
         source = source.float()
         x = graph_solve(wv, wh, source, s, self.tol, self.max_iter)
         return project_to_source(x, source, s)

@@ -90,12 +90,15 @@ class MSGNet(nn.Module):
         return self.head(x)
 
 
-def msg_forward(net: MSGNet, guide: torch.Tensor, source_z: torch.Tensor, scale: int) -> torch.Tensor:
+def msg_forward(
+    net: nn.Module, guide: torch.Tensor, source_z: torch.Tensor, scale: int, use_guide: bool = True
+) -> torch.Tensor:
     """MSG-Net's prediction, normalized: the bicubic low-pass source plus the residual the network
-    infers from the high-passed source and guide (a guide any network may have computed)."""
+    infers from the high-passed source and guide (a guide any network may have computed).
+    ``net`` may be wrapped for data-parallel training: only its ``forward`` is called."""
     low = box_blur(source_z, 3)
     base = upsample(low, scale, "bicubic")
-    guide_hp = guide - box_blur(guide, scale + 1) if net.use_guide else guide
+    guide_hp = guide - box_blur(guide, scale + 1) if use_guide else guide
     out: torch.Tensor = base + net(guide_hp, source_z - low)
     return out
 
@@ -109,8 +112,8 @@ class MSG(TorchMethod):
         self.net = MSGNet(task.in_channels, task.scale, width, use_guide)
 
     def forward(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-        net: MSGNet = self.net  # type: ignore[assignment]
-        return self.denormalize(msg_forward(net, guide, self.normalize(source), self.task.scale))
+        s = self.normalize(source)
+        return self.denormalize(msg_forward(self.net, guide, s, self.task.scale, self.use_guide))
 
     @torch.no_grad()
     def predict(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:

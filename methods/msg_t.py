@@ -25,6 +25,19 @@ from .msg import MSGNet, msg_forward
 from .utae import WIDTHS, SeriesLayout, UTAEEncoder
 
 
+class MSGTNet(nn.Module):
+    def __init__(
+        self, layout: SeriesLayout, widths: tuple[int, ...], heads: int, key_dim: int, width: int, scale: int
+    ) -> None:
+        super().__init__()
+        self.scale = scale
+        self.series = UTAEEncoder(layout, widths, heads, key_dim)
+        self.msg = MSGNet(widths[0], scale, width, use_guide=True)
+
+    def forward(self, guide: torch.Tensor, source_z: torch.Tensor) -> torch.Tensor:
+        return msg_forward(self.msg, self.series(guide), source_z, self.scale)
+
+
 class MSGT(TorchMethod):
     """MSG-Net whose guide is the temporal encoder's features of the whole series."""
 
@@ -39,13 +52,10 @@ class MSGT(TorchMethod):
         super().__init__(task)
         self.widths, self.heads, self.key_dim, self.width = tuple(widths), heads, key_dim, width
         layout = SeriesLayout.from_channels(task.guide_channels)
-        self.series = UTAEEncoder(layout, self.widths, heads, key_dim)
-        self.msg = MSGNet(self.widths[0], task.scale, width, use_guide=True)
-        self.net = nn.ModuleDict({"series": self.series, "msg": self.msg})
+        self.net = MSGTNet(layout, self.widths, heads, key_dim, width, task.scale)
 
     def forward(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-        feats = self.series(guide)
-        return self.denormalize(msg_forward(self.msg, feats, self.normalize(source), self.task.scale))
+        return self.denormalize(self.net(guide, self.normalize(source)))
 
     @torch.no_grad()
     def predict(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:

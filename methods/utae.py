@@ -210,6 +210,17 @@ class UTAEEncoder(nn.Module):
         return out[..., :h, :w]
 
 
+class UTAENet(nn.Module):
+    def __init__(self, layout: SeriesLayout, widths: tuple[int, ...], heads: int, key_dim: int) -> None:
+        super().__init__()
+        self.series = UTAEEncoder(layout, widths, heads, key_dim)
+        self.head = nn.Conv2d(widths[0], 1, 3, padding=1)
+
+    def forward(self, guide: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.head(self.series(guide))
+        return out
+
+
 class UTAE(TorchMethod):
     """U-TAE regression of the target from the guide time series alone; never sees the source."""
 
@@ -218,20 +229,18 @@ class UTAE(TorchMethod):
     ) -> None:
         super().__init__(task)
         self.widths, self.heads, self.key_dim = tuple(widths), heads, key_dim
-        layout = SeriesLayout.from_channels(task.guide_channels)
-        self.series = UTAEEncoder(layout, self.widths, heads, key_dim)
-        self.head = nn.Conv2d(self.widths[0], 1, 3, padding=1)
-        self.net = nn.ModuleDict({"series": self.series, "head": self.head})
+        self.layout = SeriesLayout.from_channels(task.guide_channels)
+        self.net = UTAENet(self.layout, self.widths, heads, key_dim)
 
     def forward(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-        return self.denormalize(self.head(self.series(guide)))
+        return self.denormalize(self.net(guide))
 
     @torch.no_grad()
     def predict(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
         return super().predict(guide, source).clamp_min(0)
 
     def config(self) -> dict[str, Any]:
-        layout = self.series.layout
+        layout = self.layout
         return {
             "widths": list(self.widths),
             "heads": self.heads,
