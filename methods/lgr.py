@@ -21,8 +21,9 @@ Spec (x10 on 250 x 250 tiles, source 25 x 25):
 - L1 loss on the output. The paper's crops (64, 128, 256 at x4-x32) are not multiples of 10:
   here 250 and x10.
 
-Parameters: the U-Net's (ResNet-18 with 16 features: about 14.4 M); a CG iteration costs about 30
-FLOP a pixel.
+Size: 14.4 M parameters (ResNet-18 U-Net, 16 features), 197 kFLOP a pixel in the U-Net (torch's
+count, ``gsr-bench bench``), plus about 30 FLOP a pixel a conjugate-gradient iteration (tens to
+hundreds of them, more as the learned weights cut the graph).
 """
 
 from __future__ import annotations
