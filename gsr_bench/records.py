@@ -96,19 +96,26 @@ def record_of(result: JobResult) -> dict[str, Any]:
     }
 
 
-def record_path(root: Path, record: Mapping[str, Any]) -> Path:
-    """``ROOT/SECTION/PROTOCOL/METHOD-seedN-KEY.json``, ``SECTION`` the leaderboard section's
-    dataset (``DATASET``, or ``DATASET-to-TEST-...`` for a job tested on another dataset)."""
-    from gsr_bench.leaderboard import pair_label, slug
+def section_of(record: Mapping[str, Any]) -> str:
+    """The leaderboard section a record's row goes to (``leaderboard.pair_label``)."""
+    from gsr_bench.leaderboard import pair_label
 
     test = record["test"]
-    section = pair_label(
+    return pair_label(
         record["dataset"]["name"],
         test["dataset"],
         test["split"],
         test.get("revision", ""),
         record["dataset"].get("guide", ""),
     )
+
+
+def record_path(root: Path, record: Mapping[str, Any]) -> Path:
+    """``ROOT/SECTION/PROTOCOL/METHOD-seedN-KEY.json``, ``SECTION`` the leaderboard section's
+    dataset (``DATASET``, or ``DATASET-to-TEST-...`` for a job tested on another dataset)."""
+    from gsr_bench.leaderboard import slug
+
+    section = section_of(record)
     name = f"{slug(record['method']['name'])}-seed{record['seed']}-{record['job_key']}.json"
     return Path(root) / slug(section) / slug(record["protocol"]["name"]) / name
 
@@ -251,21 +258,13 @@ def check(root: Path, manager: PluginManager | None = None) -> list[Problem]:
 
 def leaderboard_row(record: Mapping[str, Any]) -> dict[str, Any]:
     """A record as the leaderboard's ``collect`` sees an MLflow run (no artifacts: no run id)."""
-    from gsr_bench.leaderboard import pair_label
-
     created = time.mktime(time.strptime(record["provenance"]["created_at"][:19], "%Y-%m-%dT%H:%M:%S"))
     train, test = record["dataset"]["name"], record["test"]
     return {
         "run_id": "",
         "start_time": int(created * 1000),
         "job_key": record["job_key"],
-        "dataset": pair_label(
-            train,
-            test["dataset"],
-            test["split"],
-            test.get("revision", ""),
-            record["dataset"].get("guide", ""),
-        ),
+        "dataset": section_of(record),
         "train_dataset": train,
         "test_dataset": test["dataset"],
         "test_split": test["split"],

@@ -211,6 +211,7 @@ def plan_jobs(
     for spec in method_specs:  # a typo in a plugin fails here, in one line
         check_factory("method", spec)
     t_spec = manager.datasets.get(test_dataset) if test_dataset is not None else None
+    t_base = dataset_options(t_spec, protocol, root, option_pairs) if t_spec else {}
     made: dict[str, Any] = {}
 
     def create(spec: DatasetSpec, options: dict[str, Any]) -> Any:
@@ -232,7 +233,6 @@ def plan_jobs(
     jobs = []
     for d in dataset_specs:
         base = dataset_options(d, protocol, root, option_pairs, strict=t_spec is None)
-        t_base = dataset_options(t_spec, protocol, root, option_pairs) if t_spec else {}
         for m in method_specs:
             found = variant(d, base, m.temporal)
             t_found = variant(t_spec, t_base, m.temporal) if t_spec else None
