@@ -102,5 +102,5 @@ class DADA(TorchMethod):
             "features": self.n_features,
             "pre_iterations": self.pre_iterations,
             "grad_iterations": self.grad_iterations,
-            "k": float(self.net.log_k.exp()),  # type: ignore[operator]
+            "k": float(self.net.log_k.detach().exp()),  # type: ignore[operator]
         }
