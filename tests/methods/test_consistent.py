@@ -11,6 +11,7 @@ from gsr_bench.ops import block_mean
 from gsr_bench.plugins import PluginManager
 from gsr_bench_methods._features import graph_flow
 from gsr_bench_methods.lgr import graph_solve
+from tests.methods.fitting import fit_one_tile, parameters_without_gradient
 
 C = 14
 TASK = TaskInfo(tuple(f"c{i}" for i in range(C)), 10, 250, 60.0, 70.0, 500.0)
@@ -82,14 +83,7 @@ def test_gradients_reach_every_parameter(name: str) -> None:
         "target": torch.rand(2, 1, 60, 60) * 300,
         "valid": torch.ones(2, 1, 60, 60, dtype=torch.bool),
     }
-    # timm zero-initializes the last norm of each residual block: one step wakes those branches
-    opt = torch.optim.SGD(method.net.parameters(), lr=1e-2)
-    method.training_loss(batch, "l1").backward()
-    opt.step()
-    opt.zero_grad()
-    method.training_loss(batch, "l1").backward()
-    missing = [n for n, p in method.net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-    assert not missing
+    assert not parameters_without_gradient(method, batch)
 
 
 def test_lgr_solution_is_the_constrained_minimum() -> None:
@@ -144,15 +138,7 @@ def test_overfits_a_single_tile(name: str, options: dict[str, int], factor: floa
     target = torch.where((xx + 0.6 * yy) % 17 < 8, 200.0, 20.0)[None, None]
     source = torch.nn.functional.avg_pool2d(target, 10)
     guide = torch.cat([target / 100] * C, 1)
-    method = _make(name, **options)
-    opt = torch.optim.Adam(method.net.parameters(), lr=2e-3)
-    losses = []
-    for _ in range(40):
-        loss = (method.forward(guide, source) - target).abs().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit_one_tile(_make(name, **options), guide, source, target, steps=40, lr=2e-3)
     assert min(losses[-5:]) < losses[0] * factor, (losses[0], min(losses[-5:]))
 
 

@@ -7,6 +7,7 @@ import torch
 
 from gsr_bench.method import TaskInfo, TorchMethod
 from gsr_bench.plugins import PluginManager
+from tests.methods.fitting import fit_one_tile
 
 C = 14
 TASK = TaskInfo(tuple(f"c{i}" for i in range(C)), 10, 250, 60.0, 70.0, 500.0)
@@ -97,13 +98,5 @@ def test_overfits_a_single_tile(name: str, options: dict[str, int]) -> None:
     target = (120 + 60 * torch.sin(xx / 5) * torch.cos(yy / 6))[None, None]
     source = torch.nn.functional.avg_pool2d(target, 10)
     guide = torch.cat([target / 100 + 0.1 * torch.randn(1, 1, 40, 40, generator=g)] * C, 1)
-    method = _make(name, **options)
-    opt = torch.optim.Adam(method.net.parameters(), lr=2e-3)
-    losses = []
-    for _ in range(300):
-        loss = (method.forward(guide, source) - target).abs().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit_one_tile(_make(name, **options), guide, source, target, steps=300, lr=2e-3)
     assert min(losses[-20:]) < losses[0] / 10, (losses[0], min(losses[-20:]))

@@ -11,6 +11,7 @@ from gsr_bench.method import TaskInfo, TorchMethod
 from gsr_bench.plugins import PluginManager
 from gsr_bench_datasets.biomassters.composite import COMPOSITES, MONTH_LABELS
 from gsr_bench_methods.utae import SeriesLayout
+from tests.methods.fitting import fit_one_tile
 
 
 def series_channels(months: int) -> tuple[str, ...]:
@@ -129,13 +130,5 @@ def test_overfits_a_single_tile(name: str) -> None:
         if c.startswith("B8@"):
             guide[:, k] = target[0] / 100
     source = torch.nn.functional.avg_pool2d(target, 10)
-    method = _make(name, months, widths=(8, 16))
-    opt = torch.optim.Adam(method.net.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(150):
-        loss = (method.forward(guide, source) - target).abs().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit_one_tile(_make(name, months, widths=(8, 16)), guide, source, target, steps=150, lr=3e-3)
     assert min(losses[-10:]) < losses[0] / 5, (losses[0], min(losses[-10:]))
