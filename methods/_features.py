@@ -19,12 +19,13 @@ class GuideFeatures(nn.Module):
     an edge of the biomass from an edge of the image alone.
     """
 
-    def __init__(self, guide_channels: int, encoder: str, features: int) -> None:
+    def __init__(self, guide_channels: int, encoder: str, features: int, scale: int) -> None:
         super().__init__()
+        self.scale = scale
         self.unet = UNetNet(guide_channels + 1, encoder, out_channels=features)
 
-    def forward(self, guide: torch.Tensor, source_z: torch.Tensor, scale: int) -> torch.Tensor:
-        x = torch.cat([guide, upsample(source_z, scale, "bicubic")], 1)
+    def forward(self, guide: torch.Tensor, source_z: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([guide, upsample(source_z, self.scale, "bicubic")], 1)
         padded, (h, w) = pad_to_multiple(x, self.unet.stride)
         out: torch.Tensor = self.unet(padded)[..., :h, :w]
         return out

@@ -45,14 +45,13 @@ class DADANet(nn.Module):
 
     def __init__(self, guide_channels: int, encoder: str, features: int, scale: int) -> None:
         super().__init__()
-        self.scale = scale
-        self.features = GuideFeatures(guide_channels, encoder, features)
+        self.features = GuideFeatures(guide_channels, encoder, features, scale)
         # The paper starts K at 0.03 for its features; these start about 0.3 apart, where 0.03
         # gives c of 0.01: nothing diffuses and the diffusivities get almost no gradient.
         self.log_k = nn.Parameter(torch.tensor(math.log(K_INIT)))
 
     def forward(self, guide: torch.Tensor, source_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feats = self.features(guide, source_z, self.scale)
+        feats = self.features(guide, source_z)
         k = self.log_k.exp()
         dv, dh = neighbour_differences(feats)
         cv = 1 / (1 + (dv.abs().mean(1, keepdim=True) / k) ** 2)

@@ -116,7 +116,7 @@ class GraphSolve(torch.autograd.Function):
         max_iter: int,
     ) -> torch.Tensor:
         x0 = upsample(source, scale, "nearest")
-        u, ctx.iterations = solve_null_space(wv, wh, graph_flow(x0, wv, wh), scale, tol, max_iter)
+        u, _ = solve_null_space(wv, wh, graph_flow(x0, wv, wh), scale, tol, max_iter)
         x = x0 + u
         ctx.save_for_backward(wv, wh, x)
         ctx.scale, ctx.tol, ctx.max_iter = scale, tol, max_iter
@@ -149,11 +149,10 @@ class LGRNet(nn.Module):
 
     def __init__(self, guide_channels: int, encoder: str, features: int, scale: int) -> None:
         super().__init__()
-        self.scale = scale
-        self.features = GuideFeatures(guide_channels, encoder, features)
+        self.features = GuideFeatures(guide_channels, encoder, features, scale)
 
     def forward(self, guide: torch.Tensor, source_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.weights(self.features(guide, source_z, self.scale).float())
+        return self.weights(self.features(guide, source_z).float())
 
     @staticmethod
     def weights(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
