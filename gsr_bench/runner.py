@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -408,14 +408,7 @@ class Runner:
         started_here = not ray.is_initialized()
         if started_here:
             _check_reachable(address)
-            try:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-                raise GsrBenchError(
-                    f"cannot join the Ray cluster at {address or 'a local Ray'}: {first} (a cluster "
-                    "with token authentication needs RAY_AUTH_MODE=token and its RAY_AUTH_TOKEN here)"
-                ) from None
+            _join_ray(ray.init, address)
         try:
             gpus = ray.cluster_resources().get("GPU", 0)
             remote = ray.remote(_remote_job)
@@ -465,6 +458,45 @@ class Runner:
             from gsr_bench.records import record_of, write_record
 
             write_record(self.records, record_of(r))
+
+
+RAY_CLIENT_ATTEMPTS = 3
+
+
+def _join_ray(init: Callable[..., Any], address: str | None, wait_s: float = 2.0) -> None:
+    """``ray.init`` with a clear error; a Ray Client (``ray://``) join is tried again when the
+    cluster's per-client server died as it started (Ray's fork race, ray-project/ray#63202: a few
+    per cent of joins, more on a loaded head), since a fresh attempt forks a fresh server."""
+    attempts = RAY_CLIENT_ATTEMPTS if address and address.startswith("ray://") else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            init(address=address, include_dashboard=False, log_to_driver=False)
+            return
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            server_side = "failure from server" in str(exc)
+            if server_side and attempt < attempts:
+                log.warning(
+                    "the Ray Client server at %s failed to start (attempt %d of %d); trying again",
+                    address,
+                    attempt,
+                    attempts,
+                )
+                time.sleep(wait_s * attempt)
+                continue
+            raise GsrBenchError(
+                f"cannot join the Ray cluster at {address or 'a local Ray'}: {_ray_reason(exc)}"
+            ) from None
+
+
+def _ray_reason(exc: BaseException) -> str:
+    """The line that says why: a server's traceback ends with it, other errors start with it."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    reason = (lines[-1] if "Traceback" in str(exc) else lines[0]) if lines else type(exc).__name__
+    if os.environ.get("RAY_AUTH_MODE") != "token":
+        reason += (
+            " (a cluster with token authentication needs RAY_AUTH_MODE=token and its RAY_AUTH_TOKEN here)"
+        )
+    return reason[:400]
 
 
 def _check_reachable(address: str | None) -> None:

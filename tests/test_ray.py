@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from gsr_bench.cli import main
+from gsr_bench.errors import GsrBenchError
 from gsr_bench.plugins import PluginManager
+from gsr_bench.runner import RAY_CLIENT_ATTEMPTS, _join_ray
 from gsr_bench.tracking import Tracker
 
 METHODS = PluginManager().methods.names()  # run --all
@@ -143,3 +145,37 @@ def test_unreachable_ray_address_is_one_line(workdir: Path, capsys: pytest.Captu
     err = capsys.readouterr().err
     assert "cannot reach the Ray cluster at 127.0.0.1:" in err and "Traceback" not in err
     assert not list(Tracker(workdir / "results").runs())
+
+
+_SERVER_DIED = (
+    "Initialization failure from server:\nTraceback (most recent call last):\n"
+    '  File "proxier.py", line 771, in Datapath\n'
+    "RuntimeError: Starting Ray client server failed. See ray_client_server_23000.err for detailed logs."
+)
+
+
+def test_ray_client_join_tries_again_when_its_server_dies(caplog: pytest.LogCaptureFixture) -> None:
+    """Ray's own fork race (ray-project/ray#63202) kills the per-client server now and then: the
+    join is tried again, and an error that persists names the server's reason, not the traceback."""
+    calls: list[str | None] = []
+
+    def flaky(*, address: str | None, **_: object) -> None:
+        calls.append(address)
+        if len(calls) == 1:
+            raise ConnectionAbortedError(_SERVER_DIED)
+
+    _join_ray(flaky, "ray://127.0.0.1:10001", wait_s=0)
+    assert len(calls) == 2 and "trying again" in caplog.text
+
+    def dead(*, address: str | None, **_: object) -> None:
+        calls.append(address)
+        raise ConnectionAbortedError(_SERVER_DIED)
+
+    calls.clear()
+    with pytest.raises(GsrBenchError, match="Starting Ray client server failed") as error:
+        _join_ray(dead, "ray://127.0.0.1:10001", wait_s=0)
+    assert len(calls) == RAY_CLIENT_ATTEMPTS and "Traceback" not in str(error.value)
+    calls.clear()
+    with pytest.raises(GsrBenchError):  # a GCS address has no per-client server to retry
+        _join_ray(dead, "127.0.0.1:6379", wait_s=0)
+    assert len(calls) == 1
