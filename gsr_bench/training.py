@@ -119,11 +119,13 @@ def _autocast(ctx: TrainContext) -> Any:
 
 
 def configure_device(method: TorchMethod, ctx: TrainContext) -> dict[str, Any]:
-    """Apply the protocol's CUDA options (channels_last, torch.compile); returns what took effect."""
+    """Apply the protocol's device options (channels_last anywhere; bf16 autocast and
+    torch.compile on CUDA); returns what took effect."""
     cuda = ctx.device.type == "cuda"
     effective = {
         "bf16": bool(cuda and ctx.flags.bf16),
-        "channels_last": bool(cuda and ctx.flags.channels_last),
+        # oneDNN's convolutions run NHWC too: 10-40 % faster training steps on a CPU
+        "channels_last": bool(ctx.flags.channels_last),
         "compile": bool(cuda and ctx.flags.compile),
     }
     if effective["channels_last"]:
@@ -257,7 +259,7 @@ def _train(
     )
     pixels, rmse = 0, math.nan
     per_process = cfg.batch_size // world  # measured below, on every step this run makes
-    layout = torch.channels_last if ctx.device.type == "cuda" and ctx.flags.channels_last else None
+    layout = torch.channels_last if ctx.flags.channels_last else None
     log_every = max(1, cfg.log_every)
     for batch in sampler.batches(step, cfg.steps):
         net.train()

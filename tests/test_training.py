@@ -120,3 +120,26 @@ def test_learned_method_runs_through_the_runner(workdir: Path, plugin_manager: P
     assert run.data.params["chosen.loader.tier"] == "auto"  # but is recorded
     assert run.data.metrics["train_tiles_s"] > 0 and 0 <= run.data.metrics["data_wait_share"] < 1
     assert run.data.params["method.overrides.train.lr"] == "0.003"
+
+
+def test_channels_last_on_a_cpu_gives_the_same_network(splits) -> None:  # type: ignore[no-untyped-def]
+    """``[device] channels_last`` takes effect on a CPU too (smoke and quick turn it on): the
+    weights train in NHWC, to what the default layout gives up to float rounding."""
+    from gsr_bench.protocol import Device
+    from gsr_bench.training import configure_device
+
+    info = splits.info
+    task = TaskInfo(info.guide_channels, 10, 60, info.target_mean, info.target_std, 500.0)
+    cfg = load_protocol("smoke").with_overrides({"train.steps": 10}).train
+    nets = {}
+    for layout in (False, True):
+        torch.manual_seed(3)
+        method = TinyResidual(task)
+        ctx = TrainContext(cfg, 3, torch.device("cpu"), progress=False, flags=Device(channels_last=layout))
+        assert configure_device(method, ctx)["channels_last"] is layout
+        train_method(method, splits.train, splits.val, ctx)
+        nets[layout] = method.net
+    conv = nets[True][0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    for a, b in zip(nets[False].parameters(), nets[True].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
