@@ -160,7 +160,9 @@ def _tracker(args: argparse.Namespace) -> Tracker:
     return Tracker(Path(args.results), args.tracking_uri)
 
 
-def _planned_jobs(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> list[Any]:
+def _planned_jobs(
+    args: argparse.Namespace, overrides: dict[str, Any] | None = None, device: str | None = None
+) -> list[Any]:
     """The jobs that ``-m``/``--all``, ``-d``, ``--protocol``, ``--seeds`` and the dataset flags
     name (run, estimate and score plan alike)."""
     from gsr_bench.plugins import get_plugin_manager
@@ -185,6 +187,7 @@ def _planned_jobs(args: argparse.Namespace, overrides: dict[str, Any] | None = N
         getattr(args, "test_dataset", None),
         getattr(args, "test_split", "test"),
         skip_unfit=bool(args.all),
+        device=device,
     )
 
 
@@ -198,7 +201,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     pm = get_plugin_manager()
     for failure in pm.failures:
         print(f"warning: {failure}", file=sys.stderr)
-    jobs = _planned_jobs(args, {"eval.project_to_source": True} if args.project_to_source else None)
+    overrides = {"eval.project_to_source": True} if args.project_to_source else None
+    jobs = _planned_jobs(args, overrides, args.device)
+    publish = not args.no_leaderboard and bool(jobs) and (args.publish or jobs[0].protocol.publish)
     if args.ddp:
         from gsr_bench import distributed
         from gsr_bench.runner import cache_dir, follow
@@ -228,7 +233,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             executor=args.executor,
             ray_address=args.ray_address,
-            records=None if args.no_leaderboard else Path(args.leaderboard) / RECORDS_DIR,
+            records=Path(args.leaderboard) / RECORDS_DIR if publish else None,
         )
         results = runner.run(jobs)
     rows = [
@@ -245,9 +250,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         for r in results
     ]
     print(_table(rows, ["method", "dataset", "protocol", "seed", "status", "RMSE", "seconds", "error"]))
-    if not args.no_leaderboard:
-        write_leaderboard(tracker, args.leaderboard)
+    if publish:
+        write_leaderboard(args.leaderboard, pm, tracker)
         print(f"leaderboard written to {args.leaderboard}/README.md and index.html")
+    elif jobs and not args.no_leaderboard:
+        print(
+            f"not published: protocol {jobs[0].protocol.name!r} does not publish (results stay in "
+            f"{tracker.uri}; add --publish to write records into {args.leaderboard}/)"
+        )
     failed = [r for r in results if r.status == "FAILED"]
     for r in failed:
         if args.verbose and r.traceback:
@@ -266,8 +276,17 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     if args.check:
         return check_records(Path(args.out))
+    from gsr_bench.plugins import get_plugin_manager
 
-    table = write_leaderboard(_tracker(args), args.out)
+    pm = get_plugin_manager()
+    if args.prune:
+        from gsr_bench.records import RECORDS_DIR, prune
+
+        removed = prune(Path(args.out) / RECORDS_DIR, pm)
+        for path, why in removed:
+            print(f"removed {path}: {why}")
+        print(f"{len(removed)} superseded record(s) removed")
+    table = write_leaderboard(args.out, pm, _tracker(args))
     print(f"{len(table)} row(s) written to {args.out}/ (README.md, results.csv, index.html, figures/)")
     return 0
 
@@ -567,7 +586,13 @@ def build_parser(commands: Sequence[Any] | None = None) -> argparse.ArgumentPars
         help="also report metrics after correcting predictions to match the source's block means",
     )
     p.add_argument("--leaderboard", default="leaderboard", help="leaderboard folder")
-    p.add_argument("--no-leaderboard", action="store_true", help="do not regenerate the leaderboard")
+    p.add_argument(
+        "--publish",
+        action="store_true",
+        help="write result records and the leaderboard under a protocol that does not publish "
+        "(smoke, a protocol file of your own)",
+    )
+    p.add_argument("--no-leaderboard", action="store_true", help="write no records and no leaderboard")
     tracking_args(p)
     p.set_defaults(fn=cmd_run)
 
@@ -602,14 +627,18 @@ def build_parser(commands: Sequence[Any] | None = None) -> argparse.ArgumentPars
 
     p = add(
         "leaderboard",
-        "regenerate the leaderboard from MLflow",
-        "gsr-bench leaderboard --out leaderboard",
+        "regenerate the leaderboard from the result records under OUT/results/",
+        "gsr-bench leaderboard --prune",
     )
     p.add_argument("--out", default="leaderboard")
     p.add_argument(
         "--check",
         action="store_true",
-        help="validate the result records under OUT/results/ (schema, duplicates, stale versions) and exit",
+        help="validate the result records under OUT/results/ (schema, paths, duplicates, stale versions, "
+        "code fingerprints) and exit",
+    )
+    p.add_argument(
+        "--prune", action="store_true", help="first remove the records a newer version superseded"
     )
     tracking_args(p)
     p.set_defaults(fn=cmd_leaderboard)

@@ -133,12 +133,23 @@ class GSRDataset:
     # --- what a subclass may override ---------------------------------------------------------
 
     def options(self) -> dict[str, Any]:
-        """The options this instance was made with: recorded with each run, part of its job key."""
+        """The options this instance was made with that change its data (a composite, a tile
+        size): recorded with each run, part of its job key. Never a path: where the data sits
+        is :meth:`identity`'s, what it is :meth:`content_revision`'s."""
         return {}
 
     def identity(self) -> str:
-        """Which raw data this instance reads (a resolved folder path): part of the cache key."""
+        """Where the raw data of this instance sits (a resolved folder path): part of the local
+        cache's key only, never of a job key or a record."""
         return ""
+
+    def content_revision(self) -> str:
+        """What the raw data is, the same on every machine: part of every job key and of the
+        prepared store's signature. The default digests :meth:`revision` and the tile counts;
+        a dataset read from a folder overrides it with a digest of its files' names, sizes and
+        checksums, so that a changed file or an added tile reruns the jobs that read it."""
+        text = json.dumps([self.revision(), self.tile_counts()], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def setup(self, cache_dir: Path, progress: bool = True) -> None:
         """Make the raw data available (generate it, check a download) before :meth:`tiles`."""
@@ -181,8 +192,15 @@ class GSRDataset:
         return r, g, b
 
     def describe(self) -> dict[str, Any]:
-        """What a run records about this dataset: its options and its declared task."""
-        return {"options": self.options(), "scale": self.scale, "units": self.units, "label": self.label}
+        """What a run records about this dataset: its options, its content revision and its
+        declared task."""
+        return {
+            "options": self.options(),
+            "content_revision": self.content_revision(),
+            "scale": self.scale,
+            "units": self.units,
+            "label": self.label,
+        }
 
     def store_key(self, crop: int, guide_dtype: str) -> str:
         from gsr_bench.data.prepare import FORMAT_VERSION
@@ -208,10 +226,28 @@ class GSRDataset:
         splits: Sequence[str] = SPLITS,
     ) -> dict[str, Path]:
         """``splits`` prepared (once) into the cache at ``crop``; their paths."""
+        import logging
+        import shutil
+
         from gsr_bench.data.prepare import prepare_split, read_prepared_attrs
 
         self.setup(cache_dir, progress)
         folder = Path(cache_dir) / "prepared" / f"{self.name}-{self.store_key(crop, guide_dtype)}"
+        # a store is of one tile list: a folder whose files changed (chips added, a file
+        # replaced) is prepared again rather than read as it was
+        signature, marker = self.content_revision(), folder / "signature"
+        if folder.exists():
+            found = marker.read_text().strip() if marker.is_file() else "none"
+            if found != signature:
+                logging.getLogger(__name__).warning(
+                    "%s: prepared from other files (signature %s, the data's now %s); preparing again",
+                    folder,
+                    found,
+                    signature,
+                )
+                shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        marker.write_text(signature + "\n")
         paths = {}
         for split in splits:
             path = folder / f"{split}.h5"

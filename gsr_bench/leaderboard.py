@@ -12,13 +12,16 @@ import math
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from gsr_bench.metrics import METRICS, TARGET_UNITS, format_rate
-from gsr_bench.tracking import Tracker
+
+if TYPE_CHECKING:
+    from gsr_bench.plugins import PluginManager
+    from gsr_bench.tracking import Tracker
 
 FAMILY_ORDER = {"gsr": 0, "sr": 1, "regression": 2}
 FAMILY_TITLES = {
@@ -42,58 +45,22 @@ COLUMNS = (
 KEYS = ("dataset", "protocol", "family", "method")
 
 
-def collect(tracker: Tracker, records: list[dict[str, Any]] | None = None) -> pd.DataFrame:
-    """One row per finished job of the current method and protocol versions: the local store's
-    runs, and the result ``records`` of jobs the store does not hold."""
-    from gsr_bench.records import leaderboard_row
+def collect(records: list[dict[str, Any]], manager: PluginManager | None = None) -> pd.DataFrame:
+    """One row per result record that still holds for the installed code: records of another
+    method, dataset or protocol version than the installed one, or of other code under the same
+    method version, are left out (``gsr-bench leaderboard --check`` names them). A row without a
+    record cannot appear."""
+    from gsr_bench.records import leaderboard_row, staleness
 
-    rows = []
-    for run in tracker.runs("FINISHED"):
-        t = run.data.tags
-        if "method" not in t:
-            continue
-        train, test = t.get("dataset", ""), t.get("test_dataset") or t.get("dataset", "")
-        split, revision = t.get("test_split", "test"), t.get("test_dataset_revision", "")
-        rows.append(
-            {
-                "run_id": run.info.run_id,
-                "start_time": run.info.start_time,
-                "job_key": t.get("job_key", ""),
-                "dataset": pair_label(train, test, split, revision, t.get("dataset_guide", "")),
-                "train_dataset": train,
-                "test_dataset": test,
-                "test_split": split,
-                "protocol": t.get("protocol", ""),
-                "protocol_version": t.get("protocol_version", ""),
-                "dataset_version": t.get("dataset_version", ""),
-                "method": t["method"],
-                "method_version": t.get("method_version", ""),
-                "family": t.get("family", ""),
-                "seed": int(t.get("seed", 0)),
-                "description": t.get("method_description", ""),
-                "distribution": t.get("plugin_distribution", ""),
-                "units": t.get("dataset_units", ""),
-                "label": t.get("dataset_label", "target"),
-                "source_name": t.get("dataset_source_name", "source"),
-                **run.data.metrics,
-            }
-        )
-    local = {r["job_key"] for r in rows}
-    rows += [leaderboard_row(r) for r in records or [] if r["job_key"] not in local]
+    rows = [leaderboard_row(r) for r in records if not staleness(r, manager)]
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    df = df.sort_values("start_time")
-    # A newer method, protocol or dataset version supersedes older results; a rerun its job.
-    latest_m = df.groupby(["dataset", "protocol", "method"])["method_version"].transform("last")
-    latest_p = df.groupby(["dataset", "protocol"])["protocol_version"].transform("last")
-    latest_d = df.groupby(["dataset", "protocol"])["dataset_version"].transform("last")
-    df = df[
-        (df["method_version"] == latest_m)
-        & (df["protocol_version"] == latest_p)
-        & (df["dataset_version"] == latest_d)
-    ]
-    return df.drop_duplicates(["dataset", "protocol", "method", "seed"], keep="last").reset_index(drop=True)
+    # two sections that would read alike (another content revision) are told apart by their id
+    labels = df.groupby("dataset")["section"].transform("nunique")
+    df.loc[labels > 1, "dataset"] = df["dataset"] + " #" + df["section"].str[:6]
+    df = df.sort_values(["dataset", "protocol", "method", "seed", "job_key"])
+    return df.drop_duplicates(["section", "protocol", "method", "seed"], keep="first").reset_index(drop=True)
 
 
 def pair_label(train: str, test: str, split: str = "test", revision: str = "", guide: str = "") -> str:
@@ -134,7 +101,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
 def _fmt(mean: float, std: float, metric: str) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "–"
-    digits = {"r2": 3, "ssim": 3, "psnr": 2}.get(metric, 1)
+    digits = _digits(mean, {"r2": 3, "ssim": 3, "psnr": 2}.get(metric, 1))
     if metric == "params":
         return f"{mean / 1e6:.2f} M" if mean >= 1e4 else f"{mean:.0f}"
     if metric == "throughput_mpix_s":
@@ -146,6 +113,14 @@ def _fmt(mean: float, std: float, metric: str) -> str:
     ):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _digits(value: float, least: int) -> int:
+    """Decimals that show at least three significant digits of ``value`` (a 0.08 px spread of
+    a depth dataset must not round away)."""
+    if not value or not math.isfinite(value):
+        return least
+    return max(least, 2 - math.floor(math.log10(abs(value))))
 
 
 def _label(metric: str) -> str:
@@ -279,44 +254,75 @@ def html_page(table: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
-def write_leaderboard(tracker: Tracker, out_dir: str | Path) -> pd.DataFrame:
-    """Regenerate ``out_dir`` from the tracking store and the result records committed under
-    ``out_dir/results/``; returns the aggregated table."""
+def write_leaderboard(
+    out_dir: str | Path, manager: PluginManager | None = None, tracker: Tracker | None = None
+) -> pd.DataFrame:
+    """Regenerate ``out_dir`` from the result records under ``out_dir/results/`` alone (a row
+    without a record cannot appear); ``tracker``, when given, lends the test tiles of the
+    figures from runs it holds. Returns the aggregated table.
+
+    Each section (a dataset with its options and content, a test set, a protocol) gets its own
+    columns, CSV under ``tables/`` and figures; ``results.csv`` holds the columns every section
+    has. Regenerating from the same records writes the same bytes."""
     from gsr_bench import figures
     from gsr_bench.records import RECORDS_DIR, valid_records
 
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    runs = collect(tracker, valid_records(out / RECORDS_DIR))
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    runs = collect(valid_records(out / RECORDS_DIR), manager)
     table = aggregate(runs)
     keep = ["rank", *KEYS, "train_dataset", "test_dataset", "test_split", "method_version"]
     keep += ["protocol_version", "seeds"]
-    metric_cols = [c for c in table.columns if c.endswith(("_mean", "_std"))]
-    (table[keep + metric_cols] if not table.empty else table).to_csv(out / "results.csv", index=False)
+    common = [f"{c}_{s}" for c in COLUMNS for s in ("mean", "std")]
+    if table.empty:
+        pd.DataFrame(columns=keep + common).to_csv(out / "results.csv", index=False)
+    else:
+        _csv(table.reindex(columns=keep + common), out / "results.csv")
     (out / "README.md").write_text(markdown(table))
     (out / "index.html").write_text(html_page(table))
+    written: set[str] = set()
     if not table.empty:
         with tempfile.TemporaryDirectory() as tmp:
             for (dataset, protocol), part in table.groupby(["dataset", "protocol"], sort=False):
+                part = part.dropna(axis=1, how="all")  # another dataset's bins are not this one's
                 slug = _slug(dataset, protocol)
+                written.add(slug)
+                bins = sorted(
+                    (c for c in part.columns if c.startswith(("rmse_bin_", "bias_bin_"))), key=_bin_order
+                )
+                _csv(part[[c for c in keep + common if c in part] + bins], out / "tables" / f"{slug}.csv")
                 sel = runs[(runs["dataset"] == dataset) & (runs["protocol"] == protocol)]
-                tiles = _tiles(tracker, sel, list(part["method"]), Path(tmp) / slug)
+                tiles = _tiles(tracker, sel, list(part["method"]), Path(tmp) / slug) if tracker else {}
                 names = figures.Names.of(part)
                 title = f"{dataset} · {protocol}"
                 panel = out / "figures" / f"{slug}_tiles.png"
                 # predictions live in MLflow artifacts, not in records: a store that lacks some
                 # methods' (a contributor's) keeps the published panel rather than a partial one
-                if len(tiles) == len(part) or not panel.exists():
+                if len(tiles) == len(part) or (tiles and not panel.exists()):
                     figures.qualitative(tiles, panel, title, names=names)
                 figures.error_by_bin(part, out / "figures" / f"{slug}_bins.png", names)
                 figures.speed(part, out / "figures" / f"{slug}_speed.png", names)
-    current = (
-        {_slug(d, p) for d, p in table.groupby(["dataset", "protocol"]).groups} if not table.empty else set()
-    )
-    for old in (out / "figures").glob("*.png"):  # sections that are gone take their figures along
-        if old.stem.rsplit("_", 1)[0] not in current:
-            old.unlink()
+    for old in [*(out / "figures").glob("*.png"), *(out / "tables").glob("*.csv")]:
+        if old.stem.rsplit("_", 1)[0] not in written and old.stem not in written:
+            old.unlink()  # sections that are gone take their files along
     return table
+
+
+def _bin_order(column: str) -> tuple[str, float]:
+    """``rmse_bin_0``, ``rmse_bin_0-50``, ..., ``rmse_bin_gt300`` in the order of their values."""
+    kind, _, edge = column.rpartition("_bin_")
+    try:
+        if edge.startswith("gt"):
+            return kind, float(edge[2:]) + 0.5
+        return kind, -1.0 if edge == "0" else float(edge.partition("-")[0])
+    except ValueError:
+        return kind, math.inf
+
+
+def _csv(frame: pd.DataFrame, path: Path) -> None:
+    """Stable bytes: fixed columns and order, numbers to six significant digits."""
+    frame.to_csv(path, index=False, float_format="%.6g", lineterminator="\n")
 
 
 def _tiles(tracker: Tracker, runs: pd.DataFrame, methods: list[str], tmp: Path) -> dict[str, Any]:

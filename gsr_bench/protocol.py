@@ -100,12 +100,25 @@ class Device:
     channels_last: bool = False
     compile: bool = False
 
+    def applied(self, device_type: str) -> dict[str, bool]:
+        """The flags that take effect on a device of ``device_type``: channels_last anywhere,
+        bf16 autocast and torch.compile on CUDA only (what a job's key hashes as its numerics)."""
+        cuda = device_type == "cuda"
+        return {
+            "bf16": bool(cuda and self.bf16),
+            "channels_last": bool(self.channels_last),
+            "compile": bool(cuda and self.compile),
+        }
+
 
 @dataclass(frozen=True)
 class Protocol:
     name: str
     version: str
     description: str = ""
+    # whether runs under it write result records into leaderboard/ (quick and paper do); a
+    # protocol file given by path never does unless the run says --publish
+    publish: bool = False
     seeds: list[int] = field(default_factory=lambda: [0])
     task: Task = field(default_factory=Task)
     data: Data = field(default_factory=Data)
@@ -271,4 +284,7 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
         data = tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
         raise ProtocolError(f"{origin}: not valid TOML ({exc})") from None
-    return build_protocol(data, origin)
+    protocol = build_protocol(data, origin)
+    if text_name not in builtin:  # a file of one's own publishes only when the run says so
+        protocol = dataclasses.replace(protocol, publish=False)
+    return protocol

@@ -8,8 +8,8 @@ ones instead of replacing them, and submits the new records in a pull request, w
 
 from __future__ import annotations
 
-import hashlib
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gsr_bench.plugins import PluginManager
-    from gsr_bench.runner import JobResult
+    from gsr_bench.runner import Job, JobResult
 
 SCHEMA = "gsr-bench/result"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: code fingerprint, distribution version and install, sections by identity
 RECORDS_DIR = "results"
+BUILTIN_DISTRIBUTION = "gsr-bench"
 
 # field -> type; nested tables are checked field by field
 _REQUIRED: dict[str, Any] = {
@@ -34,8 +35,16 @@ _REQUIRED: dict[str, Any] = {
     "seed": int,
     "config": dict,
     "metrics": dict,
-    "method": {"name": str, "version": str, "family": str, "distribution": str},
-    "dataset": {"name": str, "version": str, "units": str, "label": str},
+    "method": {
+        "name": str,
+        "version": str,
+        "family": str,
+        "distribution": str,
+        "distribution_version": str,
+        "code": str,
+        "install": dict,
+    },
+    "dataset": {"name": str, "version": str, "units": str, "label": str, "options": dict},
     "test": {"dataset": str, "split": str},
     "protocol": {"name": str, "version": str},
     "provenance": {"git_hash": str, "packages": dict, "device": str, "created_at": str},
@@ -44,18 +53,46 @@ _REQUIRED: dict[str, Any] = {
 
 def config_hash(config: Mapping[str, Any]) -> str:
     """The SHA-256 of a job's resolved configuration; its first 16 digits are the job key."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+    from gsr_bench.jobkeys import digest
+
+    return digest(config)
+
+
+def protocol_variant(job: Job) -> dict[str, Any]:
+    """The protocol fields a job ran with that differ from its built-in protocol of the same
+    name and version (``--project-to-source``): its results get their own section."""
+    from gsr_bench.errors import GsrBenchError
+    from gsr_bench.jobkeys import EVAL, TRAIN, protocol_part
+    from gsr_bench.protocol import load_protocol
+
+    try:
+        base = load_protocol(job.protocol.name).for_method(job.method.name, job.method.overrides)
+    except GsrBenchError:
+        return {}
+    if base.version != job.protocol.version:
+        return {}
+    out = {}
+    for which in (TRAIN, EVAL):
+        ours, theirs = protocol_part(job.protocol, which), protocol_part(base, which)
+        out.update({k: v for k, v in ours.items() if theirs.get(k) != v})
+    return out
 
 
 def record_of(result: JobResult) -> dict[str, Any]:
-    """The record of a finished job, from what its MLflow run logged."""
+    """The record of a finished job, from what its MLflow run logged. It names no path of the
+    machine it ran on: what the data is, never where it sat."""
+    from gsr_bench.provenance import distribution_info
+
     job, tags = result.job, result.tags
     config = json.loads(json.dumps(job.config(), default=str))
+    dist = distribution_info(job.method.distribution)
+    test_info = job.test.info if job.test else job.dataset_info
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "job_key": job.key,
-        "config_hash": config_hash(job.config()),
+        "cell_key": job.cell_key,
+        "config_hash": config_hash(config),
         "method": {
             "name": job.method.name,
             "version": job.method.version,
@@ -64,23 +101,34 @@ def record_of(result: JobResult) -> dict[str, Any]:
             "paper": job.method.paper,
             "plugin": job.method.plugin,
             "distribution": job.method.distribution,
+            "distribution_version": dist["version"],
+            "code": job.code,
+            "install": {"url": dist["url"], "requirement": dist["requirement"]},
         },
         "dataset": {
             "name": job.dataset.name,
             "version": job.dataset.version,
             "revision": tags.get("dataset_revision", ""),
+            "content_revision": config["dataset"]["revision"],
             "units": tags.get("dataset_units", ""),
             "label": tags.get("dataset_label", "target"),
             "source_name": tags.get("dataset_source_name", "source"),
             "guide": tags.get("dataset_guide", ""),
-            "options": config["dataset"].get("options", {}),
+            "options": config["dataset"]["options"],
+            "variant": json.loads(json.dumps(job.dataset_info.get("variant", {}), default=str)),
         },
         "test": {
             "dataset": tags.get("test_dataset", job.dataset.name),
             "split": tags.get("test_split", "test"),
             "revision": tags.get("test_dataset_revision", ""),
+            "content_revision": str(test_info.get("content_revision", "")),
+            "options": json.loads(json.dumps(test_info.get("options", {}), default=str)),
         },
-        "protocol": {"name": job.protocol.name, "version": job.protocol.version},
+        "protocol": {
+            "name": job.protocol.name,
+            "version": job.protocol.version,
+            "variant": json.loads(json.dumps(protocol_variant(job), default=str)),
+        },
         "seed": job.seed,
         "config": config,
         "provenance": {
@@ -96,36 +144,66 @@ def record_of(result: JobResult) -> dict[str, Any]:
     }
 
 
+def _options_text(options: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in options.items())
+
+
 def section_of(record: Mapping[str, Any]) -> str:
-    """The leaderboard section a record's row goes to (``leaderboard.pair_label``)."""
+    """The label of the leaderboard section a record's row goes to (``leaderboard.pair_label``),
+    with the dataset options and protocol fields it ran with that differ from the defaults."""
     from gsr_bench.leaderboard import pair_label
 
-    test = record["test"]
-    return pair_label(
-        record["dataset"]["name"],
-        test["dataset"],
-        test["split"],
-        test.get("revision", ""),
-        record["dataset"].get("guide", ""),
+    test, dataset = record["test"], record["dataset"]
+    label = pair_label(
+        dataset["name"], test["dataset"], test["split"], test.get("revision", ""), dataset.get("guide", "")
     )
+    differs = {**dataset.get("variant", {}), **record["protocol"].get("variant", {})}
+    return f"{label} [{_options_text(differs)}]" if differs else label
+
+
+def section_id(record: Mapping[str, Any]) -> str:
+    """What makes two records comparable: the dataset with every option and its content, the
+    test dataset, split and content, the guide, the protocol and version, and the evaluation
+    fields. Records of one section id are ranked together; of two, never."""
+    from gsr_bench.jobkeys import digest
+
+    config, test = record["config"], record["test"]
+    parts = {
+        "dataset": {k: v for k, v in config["dataset"].items()},
+        "test": config.get("test") or [test["dataset"], test["split"], test.get("content_revision", "")],
+        "guide": record["dataset"].get("guide", ""),
+        "protocol": [record["protocol"]["name"], record["protocol"]["version"]],
+        "eval": config.get("eval", {}),
+        "variant": record["protocol"].get("variant", {}),
+    }
+    return digest(parts)[:12]
 
 
 def record_path(root: Path, record: Mapping[str, Any]) -> Path:
     """``ROOT/SECTION/PROTOCOL/METHOD-seedN-KEY.json``, ``SECTION`` the leaderboard section's
-    dataset (``DATASET``, or ``DATASET-to-TEST-...`` for a job tested on another dataset)."""
+    label (``DATASET``, or ``DATASET-to-TEST-...`` for a job tested on another dataset)."""
     from gsr_bench.leaderboard import slug
 
-    section = section_of(record)
     name = f"{slug(record['method']['name'])}-seed{record['seed']}-{record['job_key']}.json"
-    return Path(root) / slug(section) / slug(record["protocol"]["name"]) / name
+    return Path(root) / slug(section_of(record)) / slug(record["protocol"]["name"]) / name
 
 
 def write_record(root: Path, record: Mapping[str, Any]) -> Path:
+    """Write ``record``; a record of the same job under other code (the same cell key: an edit
+    without a version bump, rerun) is superseded by it and removed."""
     path = record_path(root, record)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     tmp.replace(path)  # a record is whole or absent
+    prefix = f"{path.name.rsplit('-', 1)[0]}-"
+    for other in path.parent.glob(f"{prefix}*.json"):
+        if other != path:
+            try:
+                if json.loads(other.read_text()).get("cell_key") == record.get("cell_key"):
+                    other.unlink()
+            except (OSError, ValueError):
+                continue
     return path
 
 
@@ -188,31 +266,72 @@ def valid_records(root: Path) -> list[dict[str, Any]]:
     return [r for _, r in load(root) if not isinstance(r, str) and not _schema_problems(r)]
 
 
-def _identity(record: Mapping[str, Any]) -> tuple[str, ...]:
-    """What one leaderboard cell is about: two records of it can only disagree."""
-    test = record["test"]
-    return (
-        record["dataset"]["name"],
-        test["dataset"],
-        test["split"],
-        test.get("revision", ""),
-        record["dataset"].get("guide", ""),
-        record["protocol"]["name"],
-        record["protocol"]["version"],
-        record["method"]["name"],
-        record["method"]["version"],
-        str(record["seed"]),
-    )
+def _cell(record: Mapping[str, Any]) -> tuple[str, ...]:
+    """One leaderboard cell: two records of it can only disagree."""
+    m = record["method"]
+    return (section_id(record), m["name"], m["version"], str(record["seed"]))
+
+
+_PATH = re.compile(r"^(/|~|[A-Za-z]:[\\/]|file:)")
+
+
+def _paths(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
+    """``(field, text)`` of every string in ``value`` that is a path of a machine."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _paths(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            yield from _paths(v, f"{where}[{i}]")
+    elif isinstance(value, str) and _PATH.match(value) and len(value) > 1:
+        yield where, value
+
+
+def staleness(record: Mapping[str, Any], manager: PluginManager | None) -> str:
+    """Why ``record`` no longer holds for the installed code (``""`` when it does): its method,
+    dataset or built-in protocol is at another version, or its method's code changed under the
+    same version. A method or dataset that is not installed cannot be judged here."""
+    from gsr_bench.fingerprint import code_fingerprint
+    from gsr_bench.protocol import list_protocols
+
+    m, d, p = record["method"], record["dataset"], record["protocol"]
+    if manager is not None:
+        if m["name"] in manager.methods:
+            spec = manager.methods.get(m["name"])
+            if spec.version != m["version"]:
+                return f"method {m['name']!r} is at version {spec.version}, the record at {m['version']}"
+            now = code_fingerprint(spec.factory)
+            if now and m.get("code") and now != m["code"]:
+                return (
+                    f"method {m['name']!r} v{m['version']} has other code here (fingerprint {now}, the "
+                    f"record's {m['code']}): bump its version and rerun, or install the record's "
+                    f"{m.get('distribution') or 'distribution'} {m.get('distribution_version', '')}"
+                )
+        if d["name"] in manager.datasets and manager.datasets.get(d["name"]).version != d["version"]:
+            now = manager.datasets.get(d["name"]).version
+            return f"dataset {d['name']!r} is at version {now}, the record at {d['version']}"
+    protocols = {q.name: q.version for q in list_protocols()}
+    if p["name"] in protocols and protocols[p["name"]] != p["version"]:
+        return f"protocol {p['name']!r} is at version {protocols[p['name']]}, the record at {p['version']}"
+    return ""
+
+
+def _differences(a: Any, b: Any, where: str = "") -> list[str]:
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _differences(a.get(k), b.get(k), f"{where}.{k}" if where else str(k))
+        return out
+    return [] if a == b else [f"{where} {a!r} / {b!r}"]
 
 
 def check(root: Path, manager: PluginManager | None = None) -> list[Problem]:
-    """Schema, duplicates and staleness of every record under ``root``.
+    """Schema, paths, duplicates and staleness of every record under ``root``.
 
-    A record is stale when its method's installed version or its built-in protocol's version is
-    newer than the one it was run with: its row would be superseded, so rerun the job instead.
+    A stale record (its method, dataset or protocol at another version here, or its method's
+    code changed without a version bump) is an error: its row is left out of the leaderboard;
+    ``gsr-bench leaderboard --prune`` removes the ones a newer version superseded.
     """
-    from gsr_bench.protocol import list_protocols
-
     problems: list[Problem] = []
     good: list[tuple[Path, dict[str, Any]]] = []
     for path, record in load(root):
@@ -221,49 +340,77 @@ def check(root: Path, manager: PluginManager | None = None) -> list[Problem]:
             continue
         found = _schema_problems(record)
         problems += [Problem(path, message) for message in found]
-        if not found:
-            good.append((path, record))
-            if path != record_path(root, record):
-                problems.append(Problem(path, f"should be at {record_path(root, record)}", "warning"))
+        if found:
+            continue
+        good.append((path, record))
+        for where, text in _paths(record):
+            problems.append(Problem(path, f"{where} holds a path of a machine ({text!r}): records name none"))
+        if path != record_path(root, record):
+            problems.append(Problem(path, f"should be at {record_path(root, record)}", "warning"))
     keys = Counter(r["job_key"] for _, r in good)
-    cells = Counter(_identity(r) for _, r in good)
-    protocols = {p.name: p.version for p in list_protocols()}
+    cells: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for _, r in good:
+        cells.setdefault(_cell(r), []).append(r)
     for path, r in good:
+        m = r["method"]
         if keys[r["job_key"]] > 1:
             problems.append(Problem(path, f"duplicate: another record has job key {r['job_key']}"))
-        elif cells[_identity(r)] > 1:
+        elif len(cells[_cell(r)]) > 1:
+            other = next(o for o in cells[_cell(r)] if o is not r)
+            differ = _differences(r["config"], other["config"])
             problems.append(
                 Problem(
-                    path, "duplicate: another record has the same method, version, dataset, protocol and seed"
+                    path,
+                    f"duplicate: another record of {m['name']} v{m['version']} seed {r['seed']} in this "
+                    f"section differs in {'; '.join(differ[:3]) or 'nothing but its key'}",
                 )
             )
-        m = r["method"]
-        if manager is not None:
-            if m["name"] not in manager.methods:
-                problems.append(Problem(path, f"method {m['name']!r} is not installed here", "warning"))
-            elif manager.methods.get(m["name"]).version != m["version"]:
-                now = manager.methods.get(m["name"]).version
-                problems.append(
-                    Problem(
-                        path, f"stale: method {m['name']!r} is at version {now}, the record at {m['version']}"
-                    )
+        if not m["distribution_version"]:
+            problems.append(Problem(path, f"method {m['name']!r}: its distribution's version is missing"))
+        if manager is not None and m["name"] not in manager.methods:
+            problems.append(Problem(path, f"method {m['name']!r} is not installed here", "warning"))
+        if m["distribution"] != BUILTIN_DISTRIBUTION and not m["install"].get("url"):
+            problems.append(
+                Problem(
+                    path,
+                    f"method {m['name']!r} of {m['distribution'] or '?'} gives no URL to install it from "
+                    f"(only {m['install'].get('requirement') or 'nothing'}): set the project's URL in "
+                    "its pyproject.toml",
+                    "warning",
                 )
-        p = r["protocol"]
-        if p["name"] in protocols and protocols[p["name"]] != p["version"]:
-            now = protocols[p["name"]]
-            message = f"stale: protocol {p['name']!r} is at version {now}, the record at {p['version']}"
-            problems.append(Problem(path, message))
+            )
+        why = staleness(r, manager)
+        if why:
+            problems.append(Problem(path, f"stale: {why}"))
     return problems
 
 
+def prune(root: Path, manager: PluginManager | None) -> list[tuple[Path, str]]:
+    """Remove the records a newer version of their cell supersedes (stale by version: the
+    leaderboard leaves them out already); ``(path, why)`` of each removed file."""
+    removed = []
+    for path, record in load(root):
+        if isinstance(record, str) or _schema_problems(record):
+            continue
+        why = staleness(record, manager)
+        if why and "fingerprint" not in why:  # other code: a version bump or a reinstall decides
+            path.unlink()
+            removed.append((path, why))
+    for folder in sorted({p.parent for p, _ in removed}, key=lambda p: -len(p.parts)):
+        for empty in (folder, folder.parent):
+            if empty.is_dir() and not any(empty.iterdir()) and empty != Path(root):
+                empty.rmdir()
+    return removed
+
+
 def leaderboard_row(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A record as the leaderboard's ``collect`` sees an MLflow run (no artifacts: no run id)."""
-    created = time.mktime(time.strptime(record["provenance"]["created_at"][:19], "%Y-%m-%dT%H:%M:%S"))
+    """A record as one row of the leaderboard's table; ``run_id`` finds its figures' tiles in a
+    local MLflow store that holds the run."""
     train, test = record["dataset"]["name"], record["test"]
     return {
-        "run_id": "",
-        "start_time": int(created * 1000),
+        "run_id": record["provenance"].get("mlflow_run_id", ""),
         "job_key": record["job_key"],
+        "section": section_id(record),
         "dataset": section_of(record),
         "train_dataset": train,
         "test_dataset": test["dataset"],

@@ -1,13 +1,13 @@
-"""Jobs and their execution (design section 8).
+"""Jobs and their execution.
 
-A job is (method, dataset, protocol, seed). Its key hashes the resolved configuration with the
-method, dataset and protocol versions: a finished MLflow run with that key means the job is done,
-and changing any of them invalidates the result.
+A job is (method, dataset, protocol, seed). Its key hashes what its metrics depend on, field by
+field (:mod:`gsr_bench.jobkeys`): the method's version, options and code fingerprint, what the
+dataset is (never where it sits), the protocol's fields that change numbers, the seed and the
+device flags that take effect. A finished MLflow run with that key means the job is done.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -21,10 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from gsr_bench.errors import GsrBenchError
+from gsr_bench.jobkeys import EVAL, TRAIN, digest, protocol_part, without_code
 from gsr_bench.plugins import PluginManager
 from gsr_bench.protocol import Protocol
 from gsr_bench.registry import DatasetSpec, MethodSpec, check_factory
 from gsr_bench.tracking import JOB_KEY_TAG, Tracker, flatten
+
+CELL_KEY_TAG = "cell_key"  # the job key without the code fingerprint
+CODE_TAG = "code_fingerprint"
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +42,29 @@ def cache_dir(results_dir: Path) -> Path:
 
 @dataclass(frozen=True)
 class Job:
+    """One (method, dataset, protocol, seed) as planned, with everything its keys hash.
+
+    Attributes:
+        protocol: with the method's declared overrides and the protocol's own per-method
+            training table applied.
+        dataset_options: the dataset factory's keywords (a ``root`` among them: local, never
+            hashed or recorded).
+        dataset_info: what the dataset reports of itself (:meth:`GSRDataset.describe`): its
+            options that change the data, its content revision, scale, units.
+        numerics: the device flags that take effect where the job runs (bf16, compile, ...).
+        code: the method's code fingerprint (:mod:`gsr_bench.fingerprint`).
+    """
+
     method: MethodSpec
     dataset: DatasetSpec
-    protocol: Protocol  # with the method's declared overrides applied
+    protocol: Protocol
     seed: int
     method_options: Mapping[str, Any] = field(default_factory=dict)
-    dataset_options: Mapping[str, Any] = field(default_factory=dict)  # the factory's keywords
-    dataset_info: Mapping[str, Any] = field(default_factory=dict)  # GSRDataset.describe()
+    dataset_options: Mapping[str, Any] = field(default_factory=dict)
+    dataset_info: Mapping[str, Any] = field(default_factory=dict)
     test: TestOn | None = None  # evaluated on another dataset than it trains on
+    numerics: Mapping[str, bool] = field(default_factory=dict)
+    code: str = ""
 
     @property
     def name(self) -> str:
@@ -59,41 +78,55 @@ class Job:
         split = f":{self.test.split}" if self.test.split != "test" else ""
         return f"{self.dataset.name}->{self.test.dataset.name}{split}"
 
-    @property
-    def train_key(self) -> str:
-        """The key of the training alone: jobs that train alike share their checkpoint, so a
-        model trained once is tested on other datasets without training again."""
-        config = self.config()
-        config.pop("test", None)
-        return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-    def config(self) -> dict[str, Any]:
-        """The resolved configuration: what the key hashes and what MLflow records as params."""
-        # other methods' options are left out: changing them must not invalidate this job;
-        # so is the loader, which changes how batches arrive, never which
-        protocol = {
-            k: v
-            for k, v in self.protocol.to_dict().items()
-            if k not in ("methods", "method_train", "loader", "datasets")
-        }
-        protocol["task"] = {**protocol["task"], "scale": self.dataset_info.get("scale")}  # as used
+    def train_config(self) -> dict[str, Any]:
+        """Exactly what changes the trained weights (:mod:`gsr_bench.jobkeys`)."""
+        info = self.dataset_info
         return {
             "method": {
                 "name": self.method.name,
                 "version": self.method.version,
+                "code": self.code,
                 "options": dict(sorted({**self.method.options, **self.method_options}.items())),
-                "overrides": dict(self.method.overrides),
             },
-            "dataset": {"name": self.dataset.name, "version": self.dataset.version, **self.dataset_info},
-            "protocol": protocol,
+            "dataset": _dataset_identity(self.dataset, info),
+            "protocol": protocol_part(self.protocol, TRAIN),
+            "numerics": dict(sorted(self.numerics.items())),
             "seed": self.seed,
+        }
+
+    def config(self) -> dict[str, Any]:
+        """What the metrics depend on: the training's fields, the evaluation's and the test
+        dataset's; what the key hashes, what a record holds, what MLflow gets as params."""
+        return {
+            **self.train_config(),
+            "eval": protocol_part(self.protocol, EVAL),
             **({"test": self.test.config()} if self.test else {}),
         }
 
     @property
+    def train_key(self) -> str:
+        """The key of the training alone: jobs that train alike share their checkpoint, so a
+        model trained once is tested on other datasets without training again."""
+        return digest(self.train_config())[:16]
+
+    @property
     def key(self) -> str:
-        text = json.dumps(self.config(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return digest(self.config())[:16]
+
+    @property
+    def cell_key(self) -> str:
+        """The key without the code fingerprint: a rerun finds the run its code edit replaces."""
+        return digest(without_code(self.config()))[:16]
+
+
+def _dataset_identity(spec: DatasetSpec, info: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "version": spec.version,
+        "options": dict(info.get("options", {})),
+        "revision": info.get("content_revision", ""),
+        "scale": info.get("scale"),
+    }
 
 
 @dataclass(frozen=True)
@@ -106,10 +139,7 @@ class TestOn:
     info: Mapping[str, Any] = field(default_factory=dict)
 
     def config(self) -> dict[str, Any]:
-        return {
-            "dataset": {"name": self.dataset.name, "version": self.dataset.version, **self.info},
-            "split": self.split,
-        }
+        return {"dataset": _dataset_identity(self.dataset, self.info), "split": self.split}
 
 
 def parse_option(pair: str) -> tuple[str, Any]:
@@ -199,13 +229,17 @@ def plan_jobs(
     test_dataset: str | None = None,
     test_split: str = "test",
     skip_unfit: bool = False,
+    device: str | None = None,
 ) -> list[Job]:
     """Every (method, dataset, seed) under ``protocol``; unknown names, broken factories and
     sizes that do not fit a dataset's scale fail before anything runs. With ``test_dataset``,
     each job trains on its dataset and is evaluated on ``test_split`` of ``test_dataset``.
 
     A temporal method runs on the dataset's time-series guide; on a dataset without one it is an
-    error, or skipped with a warning when ``skip_unfit`` (``--all``)."""
+    error, or skipped with a warning when ``skip_unfit`` (``--all``). ``device`` (default: each
+    protocol's policy) decides which numerics flags take effect, which the keys hash."""
+    from gsr_bench.fingerprint import code_fingerprint
+
     method_specs = [manager.methods.get(m) for m in methods]
     dataset_specs = [manager.datasets.get(d) for d in datasets]
     for spec in method_specs:  # a typo in a plugin fails here, in one line
@@ -228,7 +262,11 @@ def plan_jobs(
             if ts is None:
                 return None
             options, dataset = ts, create(spec, ts)
-        return options, dataset, dataset.describe()
+        described = dataset.describe()
+        _check_no_paths(spec, described)
+        table = protocol.datasets.get(spec.name, {})
+        described["variant"] = _variant(spec, dataset, described["options"], table)
+        return options, dataset, described
 
     jobs = []
     for d in dataset_specs:
@@ -251,10 +289,46 @@ def plan_jobs(
             proto = protocol.for_method(m.name, m.overrides)
             _check_sizes(dataset, proto, m.name)
             chosen = list(seeds if seeds is not None else proto.seeds)
+            numerics = proto.device.applied(select_device(device, proto.device.policy).type)
+            code = code_fingerprint(m.factory)
             for seed in chosen if m.seeded else chosen[:1]:
                 method_options = dict(proto.methods.get(m.name, {}))
-                jobs.append(Job(m, d, proto, int(seed), method_options, options, described, test))
+                jobs.append(
+                    Job(m, d, proto, int(seed), method_options, options, described, test, numerics, code)
+                )
     return jobs
+
+
+def _variant(
+    spec: DatasetSpec, dataset: Any, options: Mapping[str, Any], table: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The options that differ from the dataset's defaults under the protocol (``-O
+    test_cols=5``): a leaderboard section is labelled by them. The time-series options are left
+    to the guide's label (``monthly composite``)."""
+    import inspect
+
+    try:
+        params = inspect.signature(check_factory("dataset", spec)).parameters
+    except (TypeError, ValueError):
+        params = {}  # type: ignore[assignment]
+    defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    defaults.update(spec.options)
+    defaults.update(table)
+    series = set(dataset.time_series or {})
+    return {k: v for k, v in sorted(options.items()) if k not in series and defaults.get(k, v) != v}
+
+
+def _check_no_paths(spec: DatasetSpec, described: Mapping[str, Any]) -> None:
+    """A key names what the data is, never where it sits: the same job on two machines must
+    have one key. A dataset whose options hold a path is a plugin bug, said in one line."""
+    for key, value in dict(described.get("options", {})).items():
+        text = str(value)
+        if isinstance(value, str | Path) and (os.path.isabs(text) or text.startswith("~")):
+            raise GsrBenchError(
+                f"dataset {spec.name!r} of plugin {spec.plugin or '?'!r} reports option {key!r} = "
+                f"{text!r}, a path: GSRDataset.options() must name what the data is (its "
+                "content_revision() says which files), never where it sits"
+            )
 
 
 @dataclass
@@ -310,9 +384,44 @@ class Runner:
             run = None if self.force else self.tracker.finished_run(job.key)
             if run is None:
                 todo.append(job)
+                if not self.force:
+                    self._say_why_again(job)
             else:
-                skipped.append(JobResult(job, "SKIPPED", dict(run.data.metrics), run_id=run.info.run_id))
+                metrics = dict(run.data.metrics)
+                seconds = metrics.pop("job_seconds", 0.0)
+                result = JobResult(
+                    job, "SKIPPED", metrics, tags=dict(run.data.tags), run_id=run.info.run_id, seconds=seconds
+                )
+                skipped.append(result)
+                self._publish(result)
         return todo, skipped
+
+    def _publish(self, r: JobResult) -> None:
+        """The job's record, when this run publishes; a finished job without one (run before
+        under a protocol that did not publish, or with --no-leaderboard) gets it now."""
+        if self.records is None or r.status not in ("FINISHED", "SKIPPED"):
+            return
+        from gsr_bench.records import record_of, record_path, write_record
+
+        record = record_of(r)
+        if r.status == "FINISHED" or not record_path(self.records, record).exists():
+            write_record(self.records, record)
+
+    def _say_why_again(self, job: Job) -> None:
+        """One line when a job reruns because its method's code changed under the same version."""
+        old = self.tracker.finished_run(job.cell_key, CELL_KEY_TAG)
+        if old is None:
+            return
+        before = old.data.tags.get(CODE_TAG, "?")
+        log.warning(
+            "%s: method %r v%s changed its code since its finished run (fingerprint %s, now %s) "
+            "without a version bump; rerunning it (bump the version when results may change)",
+            job.name,
+            job.method.name,
+            job.method.version,
+            before,
+            job.code,
+        )
 
     def splits(self, job: Job) -> Any:
         key = _data_key(job)
@@ -344,10 +453,18 @@ class Runner:
         return results
 
     def _tags(self, job: Job, device: Any) -> dict[str, str]:
-        from gsr_bench.provenance import device_name, git_hash, package_versions
+        from gsr_bench.provenance import device_name, distribution_info, git_hash, package_versions
 
+        dist = distribution_info(job.method.distribution)
         return {
             JOB_KEY_TAG: job.key,
+            "train_key": job.train_key,
+            CELL_KEY_TAG: job.cell_key,
+            CODE_TAG: job.code,
+            "plugin_version": dist["version"],
+            "plugin_url": dist["url"],
+            "plugin_requirement": dist["requirement"],
+            "dataset_root": str(job.dataset_options.get("root") or ""),  # local: never in a record
             "method": job.method.name,
             "method_version": job.method.version,
             "family": job.method.family,
@@ -443,7 +560,9 @@ class Runner:
                 ray.shutdown()
 
     def _log(self, r: JobResult) -> None:
-        params = flatten(r.job.config())
+        # the whole resolved protocol, then what the key hashes (the same names agree)
+        params = flatten({"protocol": r.job.protocol.to_dict()})
+        params.update(flatten(r.job.config()))
         params.update(flatten(r.params, "chosen."))
         tags = dict(r.tags)
         if r.error:
@@ -454,10 +573,7 @@ class Runner:
         if r.artifacts is not None:
             for path in sorted(r.artifacts.iterdir()):
                 self.tracker.log_artifact(r.run_id, path)
-        if self.records is not None and r.status == "FINISHED":
-            from gsr_bench.records import record_of, write_record
-
-            write_record(self.records, record_of(r))
+        self._publish(r)
 
 
 RAY_CLIENT_ATTEMPTS = 3

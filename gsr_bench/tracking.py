@@ -71,10 +71,12 @@ class Tracker:
                 f"--tracking-uri / MLFLOW_TRACKING_URI, or unset it to use {self.results_dir}/mlflow.db"
             ) from None
 
-    def finished_run(self, job_key: str) -> Any | None:
+    def finished_run(self, key: str, tag: str = JOB_KEY_TAG) -> Any | None:
+        """The newest finished run whose ``tag`` is ``key``."""
         runs = self.client.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.{JOB_KEY_TAG} = '{job_key}' and attributes.status = 'FINISHED'",
+            filter_string=f"tags.{tag} = '{key}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
             max_results=1,
         )
         return runs[0] if runs else None

@@ -176,6 +176,12 @@ _BUILTINS: tuple[tuple[str, str, str, str, str, dict[str, Any], dict[str, Any]],
 )
 
 
+# Bump a method's version whenever its results may change; methods/fingerprints.json holds each
+# version's code fingerprint, and tests/methods/test_fingerprints.py fails on code that changed
+# under an unchanged version. 2: LGR's conjugate gradient freezes converged samples (8a176ea);
+# P2P's optimizer and its fused colour/coordinate layers (5cd35e6, a4bd6c1).
+_VERSIONS = {"lgr": "2", "p2p": "2"}
+
 # No seed reaches these: their output is a function of the data (tuned on val deterministically).
 _DETERMINISTIC = frozenset({"nearest", "bilinear", "bicubic", "jbu", "guided-filter"})
 # These read the guide's time series: they run on the dataset's time-series guide
@@ -189,7 +195,7 @@ def gsr_bench_register_methods(register: Callable[[Any], None]) -> None:
             MethodSpec(
                 name=name,
                 family=family,
-                version="1",
+                version=_VERSIONS.get(name, "1"),
                 description=description,
                 factory=factory,
                 paper=paper,

@@ -131,11 +131,18 @@ class BioMassters(BioMasstersFormat):
         counts = self.tile_counts()
         if counts == OFFICIAL_CHIPS:
             return "official"
-        return f"{self.raw_root().name}: {counts['train']} train + {counts['test']} test chips of the release"
+        # the digest, not the folder's name, tells two subsets apart: names are the user's
+        return (
+            f"{counts['train']} train + {counts['test']} test chips of the release "
+            f"({self.content_revision()[:8]})"
+        )
 
-    def options(self) -> dict[str, Any]:
-        root = str(Path(self.root).expanduser().resolve()) if self.root else None
-        return {"root": root, **super().options()}
+    def content_revision(self) -> str:
+        """The digest of the folder's metadata rows (:meth:`BioMasstersLayout.content_digest`);
+        ``official`` before the folder is given (``gsr-bench estimate`` plans without data)."""
+        if not self.root:
+            return "official"
+        return self.layout().content_digest()
 
     def tile_counts(self) -> dict[str, int]:
         """From the folder's metadata when it is here, else the official release's counts."""

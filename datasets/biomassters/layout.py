@@ -178,6 +178,28 @@ class BioMasstersLayout:
             key=lambda c: c.chip_id,
         )
 
+    def content_digest(self) -> str:
+        """What this folder holds, the same wherever it sits: a digest of every listed file's
+        name, split, size and checksum, the labels' from ``{split}_agbm_metadata.csv`` where the
+        folder has it (the official release does), so a changed or added file changes it."""
+        import csv
+        import hashlib
+
+        labels: dict[tuple[str, str], list[Any]] = {}
+        for split in self.splits():
+            path = self.root / f"{split}_agbm_metadata.csv"
+            if path.is_file():
+                with path.open(newline="") as f:
+                    for row in csv.DictReader(f):
+                        labels[(split, row.get("filename", ""))] = [row.get("size"), row.get("cksum")]
+        rows: list[list[Any]] = []
+        for chip in self.chips():
+            for file in [*chip.s1.values(), *chip.s2.values()]:
+                rows.append([file.split, file.filename, file.size, file.cksum])
+            rows.append([chip.split, chip.agbm, *labels.get((chip.split, chip.agbm), [None, None])])
+        text = "\n".join(",".join(str(v) for v in r) for r in sorted(rows, key=str))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     def feature_path(self, file: FeatureFile) -> Path:
         return feature_path(self.root, file)
 

@@ -54,6 +54,10 @@ class BioMasstersSynthetic(BioMasstersFormat):
             f"{self.train_chips} train + {self.test_chips} test chips"
         )
 
+    def content_revision(self) -> str:
+        """The generator's version and parameters: they decide every file it writes."""
+        return f"generator {self._name()}"
+
     def options(self) -> dict[str, Any]:
         return {
             "train_chips": self.train_chips,
