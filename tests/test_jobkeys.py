@@ -149,6 +149,9 @@ def test_a_dataset_option_that_is_a_path_is_refused() -> None:
         def options(self) -> dict[str, Any]:
             return {"root": "/home/someone/data"}
 
+        def content_revision(self) -> str:
+            return "its files"
+
     pm = PluginManager()
     pm.datasets.add(DatasetSpec("leaky", "1", "a path in its options", Leaky, plugin="leaky-plugin"))
     with pytest.raises(GsrBenchError, match="'root'.*a path"):
