@@ -637,9 +637,7 @@ def build_parser(commands: Sequence[Any] | None = None) -> argparse.ArgumentPars
         help="validate the result records under OUT/results/ (schema, paths, duplicates, stale versions, "
         "code fingerprints) and exit",
     )
-    p.add_argument(
-        "--prune", action="store_true", help="first remove the records a newer version superseded"
-    )
+    p.add_argument("--prune", action="store_true", help="first remove the records a newer version superseded")
     tracking_args(p)
     p.set_defaults(fn=cmd_leaderboard)
 

@@ -17,7 +17,7 @@ REAL = ["-d", "biomassters-synthetic", "--test-dataset", "biomassters", "--test-
 def test_trained_on_the_simulator_tested_on_real_chips(
     workdir: Path, real_months: Path, real_sample: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = ["run", "-m", "bicubic", "-m", "msg", "--protocol", "smoke", "-q"]
+    base = ["run", "-m", "bicubic", "-m", "msg", "--protocol", "smoke", "--publish", "-q"]
     assert main(base) == 0  # on the simulator's own test split
     checkpoints = {p.name for p in (workdir / "results" / "checkpoints").iterdir()}
     assert main([*base, *REAL, "--root", str(real_months)]) == 0

@@ -38,7 +38,7 @@ def test_raster_folder_plugin_runs_the_builtin_methods_in_its_units(
     base = [*cli, "run", "-d", "raster-folder", "--root", str(folder), "-q"]
 
     # the built-in smoke protocol crops 60 pixels: not on an 8-pixel grid, said in one line
-    wrong = _run([*base, "-m", "bicubic", "--protocol", "smoke"], site, tmp_path)
+    wrong = _run([*base, "-m", "bicubic", "--protocol", "smoke", "--publish"], site, tmp_path)
     assert wrong.returncode == 2
     assert wrong.stderr.strip().splitlines() == [
         "gsr-bench: error: protocol 'smoke': task.crop 60 is not a multiple of the scale 8 of dataset "

@@ -32,7 +32,7 @@ def test_example_plugin_listed_run_and_ranked(
     listing = _cli(["list", "methods"], installed, tmp_path, shared_cache)
     assert "example-smooth-bicubic" in listing.stdout
     run = _cli(
-        ["run", "-m", "example-smooth-bicubic", "-m", "bicubic", "--protocol", "smoke", "-q"],
+        ["run", "-m", "example-smooth-bicubic", "-m", "bicubic", "--protocol", "smoke", "--publish", "-q"],
         installed,
         tmp_path,
         shared_cache,

@@ -20,7 +20,7 @@ def test_truncated_prepared_file_names_the_rebuild_command(
 ) -> None:
     cache = tmp_path_factory.mktemp("own-cache")  # this test damages its cache
     monkeypatch.setenv("GSR_BENCH_CACHE", str(cache))
-    base = ["run", "-m", "nearest", "--protocol", "smoke", "-q", "--no-leaderboard"]
+    base = ["run", "-m", "nearest", "--protocol", "smoke", "--publish", "-q", "--no-leaderboard"]
     assert main(base) == 0
     (train,) = cache.glob("prepared/*/train.h5")
     train.write_bytes(train.read_bytes()[: train.stat().st_size // 3])
@@ -42,7 +42,10 @@ def test_unwritable_results_folder_fails_before_any_work(
         pass
     else:
         pytest.skip("/sys/fs is writable on this machine")
-    assert main(["run", "-m", "nearest", "--protocol", "smoke", "-q", "--results", str(folder)]) == 2
+    assert (
+        main(["run", "-m", "nearest", "--protocol", "smoke", "--publish", "-q", "--results", str(folder)])
+        == 2
+    )
     err = capsys.readouterr().err
     assert f"results folder {folder} is not writable" in err and "Traceback" not in err
 
@@ -62,7 +65,7 @@ def test_second_run_on_the_same_results_refuses(workdir: Path, capsys: pytest.Ca
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         started = time.perf_counter()
-        assert main(["run", "-m", "nearest", "--protocol", "smoke", "-q"]) == 2
+        assert main(["run", "-m", "nearest", "--protocol", "smoke", "--publish", "-q"]) == 2
         err = capsys.readouterr().err
         assert f"in use by another gsr-bench run (pid {holder.pid})" in err
         assert time.perf_counter() - started < 30
@@ -70,4 +73,4 @@ def test_second_run_on_the_same_results_refuses(workdir: Path, capsys: pytest.Ca
     finally:
         holder.kill()
         holder.wait()
-    assert main(["run", "-m", "nearest", "--protocol", "smoke", "-q", "--no-leaderboard"]) == 0
+    assert main(["run", "-m", "nearest", "--protocol", "smoke", "--publish", "-q", "--no-leaderboard"]) == 0

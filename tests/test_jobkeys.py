@@ -154,5 +154,5 @@ def test_a_dataset_option_that_is_a_path_is_refused() -> None:
 
     pm = PluginManager()
     pm.datasets.add(DatasetSpec("leaky", "1", "a path in its options", Leaky, plugin="leaky-plugin"))
-    with pytest.raises(GsrBenchError, match="'root'.*a path"):
+    with pytest.raises(GsrBenchError, match=r"'root'.*a path"):
         plan_jobs(pm, ["bicubic"], ["leaky"], load_protocol("smoke"))

@@ -32,7 +32,7 @@ def test_ray_executor_matches_local(workdir: Path, monkeypatch: pytest.MonkeyPat
     ray = pytest.importorskip("ray", reason="the dev extra installs ray")
     import torch
 
-    base = ["run", "--all", "--protocol", "smoke", "-q", "--no-leaderboard"]
+    base = ["run", "--all", "--protocol", "smoke", "--publish", "-q", "--no-leaderboard"]
     # Ray tasks get one CPU and so one torch thread: so does the local run, else float sums
     # differ and 20 steps of a batch-normalized net amplify it (ResNeXt: 62.6 against 61.9)
     threads = torch.get_num_threads()
@@ -120,7 +120,17 @@ def test_ray_executor_on_an_existing_cluster(workdir: Path, monkeypatch: pytest.
         env=dict(os.environ),
         start_new_session=True,
     )
-    base = ["run", "--protocol", "smoke", "-q", "--no-leaderboard", "--executor", "ray", "--ray-address"]
+    base = [
+        "run",
+        "--protocol",
+        "smoke",
+        "--publish",
+        "-q",
+        "--no-leaderboard",
+        "--executor",
+        "ray",
+        "--ray-address",
+    ]
     try:
         address = _wait_for_address(head)
         # the cluster's GCS address, then the Ray Client's ray:// one; each CLI a process of its
@@ -140,7 +150,7 @@ def test_ray_executor_on_an_existing_cluster(workdir: Path, monkeypatch: pytest.
 
 def test_unreachable_ray_address_is_one_line(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("ray", reason="the dev extra installs ray")
-    args = ["run", "-m", "bicubic", "--protocol", "smoke", "-q", "--executor", "ray"]
+    args = ["run", "-m", "bicubic", "--protocol", "smoke", "--publish", "-q", "--executor", "ray"]
     assert main([*args, "--ray-address", f"127.0.0.1:{_free_port()}"]) == 2
     err = capsys.readouterr().err
     assert "cannot reach the Ray cluster at 127.0.0.1:" in err and "Traceback" not in err

@@ -14,7 +14,7 @@ from gsr_bench.cli import main
 from gsr_bench.records import SCHEMA_VERSION
 from gsr_bench.tracking import Tracker
 
-SMOKE = ["--protocol", "smoke", "-q"]
+SMOKE = ["--protocol", "smoke", "-q", "--publish"]  # smoke publishes nothing unless asked
 
 
 @pytest.fixture
@@ -75,6 +75,69 @@ def test_check_reports_bad_duplicate_and_stale_records(
     assert main(["leaderboard"]) == 0
 
 
+def test_check_names_paths_other_code_and_missing_versions(
+    published: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gsr_bench.records import config_hash
+
+    folder = published / "results" / "biomassters-synthetic" / "smoke"
+    path = next(folder.glob("bicubic-*.json"))
+    record = json.loads(path.read_text())
+    assert "/" not in json.dumps(record["config"]) and str(published.parent) not in path.read_text()
+    assert record["method"]["distribution_version"] and len(record["method"]["code"]) == 16
+
+    def write(name: str, change: dict) -> None:
+        edited = json.loads(json.dumps(record))
+        for dotted, value in change.items():
+            *parents, leaf = dotted.split(".")
+            node = edited
+            for part in parents:
+                node = node[part]
+            node[leaf] = value
+        edited["config_hash"] = config_hash(edited["config"])
+        edited["job_key"] = edited["config_hash"][:16]
+        (folder / name).write_text(json.dumps(edited))
+
+    path.unlink()
+    write("pathy.json", {"config.dataset.options.root": "/home/me/data"})
+    write("other-code.json", {"config.method.code": "0123456789abcdef", "method.code": "0123456789abcdef"})
+    write("no-version.json", {"config.seed": 5, "seed": 5, "method.distribution_version": ""})
+    capsys.readouterr()
+    assert main(["leaderboard", "--check"]) == 1
+    out = capsys.readouterr().out
+    folder = Path("leaderboard/results/biomassters-synthetic/smoke")
+    assert f"{folder / 'pathy.json'}: config.dataset.options.root holds a path of a machine" in out
+    assert f"{folder / 'other-code.json'}: stale: method 'bicubic' v1 has other code here" in out
+    assert f"{folder / 'no-version.json'}: method 'bicubic': its distribution's version is missing" in out
+    # a record of other code never reaches the table; prune leaves it (a version bump decides)
+    assert main(["leaderboard", "--prune"]) == 0
+    table = pd.read_csv(published / "results.csv")
+    assert "0123456789abcdef" not in json.dumps(table.to_dict()) and (folder / "other-code.json").exists()
+
+
+def test_other_options_make_another_section_and_prune_removes_superseded(
+    published: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "-m", "bicubic", *SMOKE, "-O", "test_chips=3", "--results", "maintainers"]) == 0
+    table = pd.read_csv(published / "results.csv")
+    sections = table.groupby("dataset")["method"].apply(sorted).to_dict()
+    assert sections == {
+        "biomassters-synthetic": ["bicubic", "nearest"],
+        "biomassters-synthetic [test_chips=3]": ["bicubic"],
+    }
+    capsys.readouterr()
+    assert main(["leaderboard", "--check"]) == 0  # two sections, not a duplicate
+    folder = published / "results" / "biomassters-synthetic" / "smoke"
+    old = json.loads(next(folder.glob("nearest-*.json")).read_text())
+    old["method"]["version"] = "0"
+    (folder / "nearest-seed0-0000000000000000.json").write_text(json.dumps(old))
+    assert main(["leaderboard", "--prune"]) == 0
+    out = capsys.readouterr().out
+    assert "nearest-seed0-0000000000000000.json: method 'nearest' is at version 1, the record at 0" in out
+    assert "1 superseded record(s) removed" in out
+    assert main(["leaderboard", "--check"]) == 0
+
+
 def test_saved_predictions_rescore_to_the_logged_metrics(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -86,7 +149,7 @@ def test_saved_predictions_rescore_to_the_logged_metrics(
     with np.load(saved) as npz:
         assert npz["pred"].dtype == np.float16 and len(npz["ids"]) == runs["msg"].data.metrics["test_tiles"]
     capsys.readouterr()
-    assert main(["score", "-m", "bicubic", "-m", "msg", *SMOKE]) == 0
+    assert main(["score", "-m", "bicubic", "-m", "msg", *SMOKE[:-1]]) == 0
     out = capsys.readouterr().out
     lines = [ln.split() for ln in out.splitlines() if ln.startswith(("bicubic/", "msg/"))]
     assert {ln[0].split("/")[0] for ln in lines if ln[1] == "rmse"} == {"bicubic", "msg"}

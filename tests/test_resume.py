@@ -50,7 +50,7 @@ def _checkpoint_step(results: Path) -> int:
 
 def test_killed_training_resumes_to_the_same_metrics(workdir: Path) -> None:
     proto = _protocol(workdir)
-    base = ["run", "-m", "nearest", "-m", "msg-ng", "--protocol", str(proto), "-q"]
+    base = ["run", "-m", "nearest", "-m", "msg-ng", "--protocol", str(proto), "-q", "--publish"]
     assert main([*base, "--results", "ref"]) == 0
     reference = _finished(workdir / "ref", "msg-ng")
 
@@ -131,7 +131,7 @@ class NaNPlugin:
 
 def test_nan_loss_fails_the_run_with_its_step(workdir: Path, plugin_manager: PluginManager) -> None:
     plugin_manager.register(NaNPlugin(), "nan", "tests")
-    assert main(["run", "-m", "nan-net", "-m", "nearest", "--protocol", "smoke", "-q"]) == 1
+    assert main(["run", "-m", "nan-net", "-m", "nearest", "--protocol", "smoke", "--publish", "-q"]) == 1
     tracker = Tracker(workdir / "results")
     (failed,) = tracker.runs("FAILED")
     assert "loss is nan at step 0" in failed.data.tags["error"]
@@ -197,7 +197,9 @@ def test_checkpoint_of_a_changed_network_is_discarded(
 
 def test_every_job_failing_still_writes_a_leaderboard(workdir: Path, plugin_manager: PluginManager) -> None:
     plugin_manager.register(NaNPlugin(), "nan", "tests")
-    assert main(["run", "-m", "nan-net", "--protocol", "smoke", "-q"]) == 1  # failed, did not crash
+    assert (
+        main(["run", "-m", "nan-net", "--protocol", "smoke", "--publish", "-q"]) == 1
+    )  # failed, did not crash
     assert "No finished runs yet" in (workdir / "leaderboard" / "README.md").read_text()
     assert "No finished runs yet" in (workdir / "leaderboard" / "index.html").read_text()
 
@@ -207,7 +209,7 @@ def test_verbose_prints_a_failed_jobs_traceback_before_or_after_the_command(
     workdir: Path, plugin_manager: PluginManager, capsys: pytest.CaptureFixture[str], flag_first: bool
 ) -> None:
     plugin_manager.register(NaNPlugin(), "nan", "tests")
-    run = ["run", "-m", "nan-net", "--protocol", "smoke", "-q", "--no-leaderboard", "--force"]
+    run = ["run", "-m", "nan-net", "--protocol", "smoke", "--publish", "-q", "--no-leaderboard", "--force"]
     assert main(run) == 1
     assert "rerun with --verbose" in capsys.readouterr().err
     args = ["-v", *run] if flag_first else [*run, "-v"]

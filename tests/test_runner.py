@@ -21,7 +21,7 @@ from gsr_bench_datasets.biomassters.composite import COMPOSITES
 
 
 def test_smoke_run_records_skips_and_forces(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "-m", "nearest", "-m", "bicubic", "--protocol", "smoke", "-q"]) == 0
+    assert main(["run", "-m", "nearest", "-m", "bicubic", "--protocol", "smoke", "--publish", "-q"]) == 0
     runs = list(Tracker(workdir / "results").runs())
     assert len(runs) == 2
     tags = runs[0].data.tags
@@ -55,6 +55,7 @@ def test_smoke_run_records_skips_and_forces(workdir: Path, capsys: pytest.Captur
                 "bicubic",
                 "--protocol",
                 "smoke",
+                "--publish",
                 "-q",
                 "--no-leaderboard",
             ]
@@ -65,7 +66,12 @@ def test_smoke_run_records_skips_and_forces(workdir: Path, capsys: pytest.Captur
     assert time.perf_counter() - started < 20
     assert len(list(Tracker(workdir / "results").runs())) == 2
 
-    assert main(["run", "-m", "nearest", "--protocol", "smoke", "-q", "--force", "--no-leaderboard"]) == 0
+    assert (
+        main(
+            ["run", "-m", "nearest", "--protocol", "smoke", "--publish", "-q", "--force", "--no-leaderboard"]
+        )
+        == 0
+    )
     assert len(list(Tracker(workdir / "results").runs())) == 3
 
 
@@ -102,6 +108,7 @@ def test_failed_method_is_logged_and_others_go_on(
                 "bilinear",
                 "--protocol",
                 "smoke",
+                "--publish",
                 "-q",
             ]
         )
@@ -116,7 +123,7 @@ def test_failed_method_is_logged_and_others_go_on(
     page = (workdir / "leaderboard" / "index.html").read_text()
     assert "<script>alert" not in page and "&lt;script&gt;alert" in page
     # The failed job is not finished, so the next run tries it again.
-    assert main(["run", "-m", "broken", "--protocol", "smoke", "-q", "--no-leaderboard"]) == 1
+    assert main(["run", "-m", "broken", "--protocol", "smoke", "--publish", "-q", "--no-leaderboard"]) == 1
     assert len(list(tracker.runs("FAILED"))) == 2
 
 
@@ -124,7 +131,7 @@ def test_tracking_uri_env_is_honoured(workdir: Path, monkeypatch: pytest.MonkeyP
     db = workdir / "elsewhere" / "team.db"
     db.parent.mkdir()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
-    assert main(["run", "-m", "nearest", "--protocol", "smoke", "-q", "--no-leaderboard"]) == 0
+    assert main(["run", "-m", "nearest", "--protocol", "smoke", "--publish", "-q", "--no-leaderboard"]) == 0
     with sqlite3.connect(db) as con:
         assert con.execute("select count(*) from runs").fetchone()[0] == 1
     assert not (workdir / "results" / "mlflow.db").exists()
@@ -141,6 +148,7 @@ def test_unreachable_tracking_server_is_one_clear_line(
             "nearest",
             "--protocol",
             "smoke",
+            "--publish",
             "-q",
             "--tracking-uri",
             "http://127.0.0.1:9",
@@ -157,16 +165,16 @@ def test_unreachable_tracking_server_is_one_clear_line(
     ("argv", "message"),
     [
         (
-            ["run", "-m", "bicubc", "--protocol", "smoke"],
+            ["run", "-m", "bicubc", "--protocol", "smoke", "--publish"],
             "unknown method 'bicubc'. Did you mean 'bicubic'",
         ),
         (
-            ["run", "-m", "nearest", "-d", "biomasters", "--protocol", "smoke"],
+            ["run", "-m", "nearest", "-d", "biomasters", "--protocol", "smoke", "--publish"],
             "Did you mean 'biomassters'",
         ),
         (["run", "-m", "nearest", "--protocol", "smoek"], "unknown protocol 'smoek'"),
         (
-            ["run", "-m", "nearest", "-d", "biomassters", "--protocol", "smoke"],
+            ["run", "-m", "nearest", "-d", "biomassters", "--protocol", "smoke", "--publish"],
             "pass --root DIR or set GSR_BENCH_BIOMASSTERS_ROOT",
         ),
     ],
@@ -201,7 +209,17 @@ def test_bad_protocol_file_is_named(workdir: Path, capsys: pytest.CaptureFixture
 def test_project_to_source_reports_raw_and_projected(workdir: Path) -> None:
     assert (
         main(
-            ["run", "-m", "bilinear", "--protocol", "smoke", "-q", "--project-to-source", "--no-leaderboard"]
+            [
+                "run",
+                "-m",
+                "bilinear",
+                "--protocol",
+                "smoke",
+                "--publish",
+                "-q",
+                "--project-to-source",
+                "--no-leaderboard",
+            ]
         )
         == 0
     )

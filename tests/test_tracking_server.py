@@ -63,7 +63,21 @@ def server(tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_run_and_leaderboard_against_a_server(workdir: Path, server) -> None:  # type: ignore[no-untyped-def]
     url, db, artifacts = server
     assert (
-        main(["run", "-m", "nearest", "-m", "bicubic", "--protocol", "smoke", "-q", "--tracking-uri", url])
+        main(
+            [
+                "run",
+                "-m",
+                "nearest",
+                "-m",
+                "bicubic",
+                "--protocol",
+                "smoke",
+                "--publish",
+                "-q",
+                "--tracking-uri",
+                url,
+            ]
+        )
         == 0
     )
     with sqlite3.connect(db) as con:
@@ -77,7 +91,20 @@ def test_run_and_leaderboard_against_a_server(workdir: Path, server) -> None:  #
     ).stat().st_size > 10_000
     # A second run skips against the server as against SQLite.
     assert (
-        main(["run", "-m", "nearest", "--protocol", "smoke", "-q", "--tracking-uri", url, "--no-leaderboard"])
+        main(
+            [
+                "run",
+                "-m",
+                "nearest",
+                "--protocol",
+                "smoke",
+                "--publish",
+                "-q",
+                "--tracking-uri",
+                url,
+                "--no-leaderboard",
+            ]
+        )
         == 0
     )
     with sqlite3.connect(db) as con:

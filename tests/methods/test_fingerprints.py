@@ -25,7 +25,9 @@ def test_builtin_code_matches_its_version() -> None:
         "(_VERSIONS), then run python scripts/fingerprints.py"
     )
     bumped = [n for n in now if now[n]["version"] != committed[n]["version"]]
-    assert not bumped, f"{', '.join(bumped)} bumped: record the new fingerprint (python scripts/fingerprints.py)"
+    assert not bumped, (
+        f"{', '.join(bumped)} bumped: record the new fingerprint (python scripts/fingerprints.py)"
+    )
 
 
 def test_the_fingerprint_ignores_comments_and_docstrings_not_code(tmp_path: Path) -> None:
