@@ -65,13 +65,23 @@ class RasterFolder(GSRDataset):
         return meta
 
     def options(self) -> dict[str, Any]:
-        return {"root": str(self.root), "tile": self.tile}
+        # what changes the data: the folder is where it sits (identity), not part of any key
+        return {"tile": self.tile}
 
     def identity(self) -> str:
         return str(self.root)
 
+    def content_revision(self) -> str:
+        """What the folder holds, wherever it is: its declaration and every raster's name and size."""
+        import hashlib
+
+        files = [self.root / "dataset.toml", *sorted(self.root.glob("*/*.tif"))]
+        listing = [f"{p.relative_to(self.root).as_posix()} {p.stat().st_size}" for p in files if p.is_file()]
+        return hashlib.sha256("\n".join(listing).encode()).hexdigest()[:16]
+
     def revision(self) -> str:
-        return f"raster folder {self.root.name}"
+        counts = {split: len(self._pairs(split)) for split in ("train", "test")}
+        return f"raster folder of {counts['train']} train + {counts['test']} test pairs ({self.content_revision()[:8]})"
 
     def _pairs(self, split: str) -> list[str]:
         return sorted(p.name.removesuffix("_guide.tif") for p in (self.root / split).glob("*_guide.tif"))
