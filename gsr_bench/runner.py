@@ -561,7 +561,12 @@ class Runner:
 
     def _log(self, r: JobResult) -> None:
         # the whole resolved protocol, then what the key hashes (the same names agree)
-        params = flatten({"protocol": r.job.protocol.to_dict()})
+        # (the loader is recorded as chosen.loader.*; other methods' and datasets' tables are theirs)
+        protocol = r.job.protocol.to_dict()
+        for table in ("methods", "method_train", "loader", "datasets"):
+            protocol.pop(table)
+        # the method's declared overrides: hashed as the train fields they resolve to
+        params = flatten({"protocol": protocol, "method": {"overrides": dict(r.job.method.overrides)}})
         params.update(flatten(r.job.config()))
         params.update(flatten(r.params, "chosen."))
         tags = dict(r.tags)

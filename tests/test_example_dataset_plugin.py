@@ -35,10 +35,10 @@ def test_raster_folder_plugin_runs_the_builtin_methods_in_its_units(
     cli = [sys.executable, "-m", "gsr_bench.cli"]
     listing = _run([*cli, "list", "datasets"], site, tmp_path)
     assert "raster-folder" in listing.stdout and "gsr-bench-raster-folder" in listing.stdout
-    base = [*cli, "run", "-d", "raster-folder", "--root", str(folder), "-q"]
+    base = [*cli, "run", "-d", "raster-folder", "--root", str(folder), "-q", "--publish"]
 
     # the built-in smoke protocol crops 60 pixels: not on an 8-pixel grid, said in one line
-    wrong = _run([*base, "-m", "bicubic", "--protocol", "smoke", "--publish"], site, tmp_path)
+    wrong = _run([*base, "-m", "bicubic", "--protocol", "smoke"], site, tmp_path)
     assert wrong.returncode == 2
     assert wrong.stderr.strip().splitlines() == [
         "gsr-bench: error: protocol 'smoke': task.crop 60 is not a multiple of the scale 8 of dataset "
@@ -62,7 +62,7 @@ def test_raster_folder_plugin_runs_the_builtin_methods_in_its_units(
     bicubic = next(r for r in runs if r.data.tags["method"] == "bicubic")
     assert bicubic.data.tags["dataset_units"] == "m"
     # the scale and crop really used, not a protocol's default
-    assert bicubic.data.params["protocol.task.scale"] == "8"
+    assert bicubic.data.params["dataset.scale"] == "8"
     assert bicubic.data.params["protocol.task.crop"] == "64"
     assert json.loads(bicubic.data.params["dataset.options.tile"]) == 64
     # the figures' guide preview is red, green, blue in that order (channels 0, 1, 2)

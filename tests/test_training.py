@@ -104,7 +104,10 @@ def test_learned_method_runs_through_the_runner(workdir: Path, plugin_manager: P
     smoke = (Path(__file__).parents[1] / "gsr_bench" / "protocols" / "smoke.toml").read_text()
     proto = workdir / "smoke-overrides.toml"
     proto.write_text(smoke.replace("method_overrides = false", "method_overrides = true"))
-    assert main(["run", "-m", "tiny-residual", "-m", "bicubic", "--protocol", str(proto), "-q", "--publish"]) == 0
+    assert (
+        main(["run", "-m", "tiny-residual", "-m", "bicubic", "--protocol", str(proto), "-q", "--publish"])
+        == 0
+    )
     import pandas as pd
 
     table = pd.read_csv(workdir / "leaderboard" / "results.csv")

@@ -162,3 +162,27 @@ def test_cli_prepare_error_is_one_line_and_leaves_nothing(
     assert err.startswith("gsr-bench: error: ") and victim.name in err and "not a readable TIFF" in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not out.exists() and not Path(str(out) + ".partial").exists()
+
+
+def test_a_store_is_prepared_again_when_its_folder_changes(
+    tmp_path: Path, real_months: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "chips"
+    shutil.copytree(real_months, root)
+    dataset = BioMassters(str(root))
+    first = dataset.prepare(tmp_path / "cache", 250, progress=False, workers=1, splits=("train",))["train"]
+    with h5py.File(first, "r") as f:
+        assert sorted(c.decode() for c in f["chip_id"][:]) == ["000aa810", "288afc34"]
+    again = BioMassters(str(root)).prepare(
+        tmp_path / "cache", 250, progress=False, workers=1, splits=("train",)
+    )
+    assert again["train"] == first and "preparing again" not in caplog.text  # unchanged: reused
+
+    metadata = root / "features_metadata.csv"  # one chip leaves the folder's list
+    metadata.write_text("".join(ln for ln in metadata.open() if not ln.startswith("000aa810")))
+    changed = BioMassters(str(root))
+    assert changed.content_revision() != dataset.content_revision()
+    path = changed.prepare(tmp_path / "cache", 250, progress=False, workers=1, splits=("train",))["train"]
+    assert "prepared from other files" in caplog.text and "preparing again" in caplog.text
+    with h5py.File(path, "r") as f:
+        assert [c.decode() for c in f["chip_id"][:]] == ["288afc34"]
