@@ -81,7 +81,8 @@ class RasterFolder(GSRDataset):
 
     def revision(self) -> str:
         counts = {split: len(self._pairs(split)) for split in ("train", "test")}
-        return f"raster folder of {counts['train']} train + {counts['test']} test pairs ({self.content_revision()[:8]})"
+        pairs = f"{counts['train']} train + {counts['test']} test pairs"
+        return f"raster folder of {pairs} ({self.content_revision()[:8]})"
 
     def _pairs(self, split: str) -> list[str]:
         return sorted(p.name.removesuffix("_guide.tif") for p in (self.root / split).glob("*_guide.tif"))
