@@ -1,9 +1,10 @@
 """Result records: one schema-versioned JSON file per finished job, under ``leaderboard/results/``.
 
-The committed records are the published results: the leaderboard is generated from them together
-with the local MLflow store, so a contributor who runs one method adds rows beside the published
-ones instead of replacing them, and submits the new records in a pull request, which
-``gsr-bench leaderboard --check`` validates.
+The committed records are the published results and the leaderboard is generated from them alone:
+a contributor who runs one method adds its records beside the published ones, and submits exactly
+those in a pull request, which ``gsr-bench leaderboard --check`` validates. A record names what the
+job ran (its configuration, the method's code fingerprint and distribution), never a path of the
+machine it ran on.
 """
 
 from __future__ import annotations
