@@ -76,3 +76,33 @@ def test_a_contributors_pull_request_holds_exactly_their_results(
 
     cli("leaderboard")  # regenerating with no new results changes nothing more
     assert _status(clone) == status
+
+
+def test_an_edit_without_a_version_bump_reruns_and_says_so(
+    tmp_path: Path,
+    shared_cache: Path,
+    install_example: Callable[[str], Path],
+    run_with_site: Callable[..., Any],
+) -> None:
+    import shutil
+
+    site = tmp_path / "site"
+    shutil.copytree(install_example("gsr-bench-example-plugin"), site)
+    module = site / "gsr_bench_example" / "method.py"
+    source = module.read_text()
+    run = [*CLI, "run", "-m", METHOD, "--protocol", "smoke", "--no-leaderboard"]
+
+    def status() -> tuple[str, str]:
+        done = run_with_site(run, site, tmp_path, shared_cache, 600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        line = next(ln for ln in done.stdout.splitlines() if ln.startswith(METHOD))
+        return line.split()[4], done.stderr
+
+    assert status()[0] == "FINISHED"
+    module.write_text(source.replace('"""Bicubic', '"""Smoothed bicubic') + "\n# a comment\n")
+    assert status()[0] == "SKIPPED"  # comments and docstrings are not code
+    module.write_text(source.replace("pad = self.size // 2", "pad = (self.size - 1) // 2"))
+    state, err = status()
+    assert state == "FINISHED"  # the same version, other code: never the old numbers
+    assert f"method '{METHOD}' v1 changed its code since its finished run" in err
+    assert err.count("changed its code") == 1
