@@ -16,7 +16,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -530,8 +530,16 @@ class Runner:
             gpus = ray.cluster_resources().get("GPU", 0)
             remote = ray.remote(_remote_job)
             pending: dict[Any, tuple[Job, str, dict[str, str]]] = {}
-            for job in jobs:
-                device = "cuda" if gpus else "cpu"
+            device = "cuda" if gpus else "cpu"
+            results = []
+            for planned in jobs:
+                # the keys hash the flags the workers' device applies, not the driver's
+                job = replace(planned, numerics=planned.protocol.device.applied(device))
+                if job.key != planned.key and not self.force:
+                    _, skipped = self.pending([job])
+                    if skipped:
+                        results += skipped
+                        continue
                 tags = self._tags(job, select_device("cpu", "cpu"))
                 tags["device"] = f"ray:{device}"
                 run_id = self.tracker.start(job.name, tags)
@@ -539,7 +547,6 @@ class Runner:
                     job, self.cache_dir, self.results_dir / "checkpoints", device
                 )
                 pending[ref] = (job, run_id, tags)
-            results = []
             while pending:
                 (done,), _ = ray.wait(list(pending), num_returns=1)
                 job, run_id, tags = pending.pop(done)
