@@ -95,16 +95,16 @@ def test_corrupt_checkpoint_restarts_and_foreign_one_is_refused(
     protocol = load_protocol(proto)
     (job_ng,) = plan_jobs(get_plugin_manager(), ["msg-ng"], ["biomassters-synthetic"], protocol)
     (job_msg,) = plan_jobs(get_plugin_manager(), ["msg"], ["biomassters-synthetic"], protocol)
-    corrupt = workdir / "results" / "checkpoints" / job_ng.key / "last.pt"
+    corrupt = workdir / "results" / "checkpoints" / job_ng.train_key / "last.pt"
     corrupt.parent.mkdir(parents=True)
     corrupt.write_bytes(b"\x80\x02 torn write")
     base = ["run", "--protocol", str(proto), "-q", "--no-leaderboard"]
     with caplog.at_level(logging.WARNING):
         assert main([*base, "-m", "msg-ng"]) == 0
-    assert f"checkpoints/{job_ng.key}/last.pt: unreadable checkpoint" in caplog.text
+    assert f"checkpoints/{job_ng.train_key}/last.pt: unreadable checkpoint" in caplog.text
     assert _finished(workdir / "results", "msg-ng")["resumed_from_step"] == 0
 
-    foreign = workdir / "results" / "checkpoints" / job_msg.key / "last.pt"
+    foreign = workdir / "results" / "checkpoints" / job_msg.train_key / "last.pt"
     foreign.parent.mkdir(parents=True)
     foreign.write_bytes(corrupt.read_bytes())  # msg-ng's finished checkpoint under msg's key
     assert main([*base, "-m", "msg"]) == 1
