@@ -53,7 +53,8 @@ def collect(records: list[dict[str, Any]], manager: PluginManager | None = None)
     record cannot appear."""
     from gsr_bench.records import leaderboard_row, staleness
 
-    rows = [leaderboard_row(r) for r in records if not staleness(r, manager)]
+    codes: dict[str, str] = {}
+    rows = [leaderboard_row(r) for r in records if not staleness(r, manager, codes)]
     df = pd.DataFrame(rows)
     if df.empty:
         return df

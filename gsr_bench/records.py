@@ -288,7 +288,9 @@ def _paths(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
         yield where, value
 
 
-def staleness(record: Mapping[str, Any], manager: PluginManager | None) -> str:
+def staleness(
+    record: Mapping[str, Any], manager: PluginManager | None, codes: dict[str, str] | None = None
+) -> str:
     """Why ``record`` no longer holds for the installed code (``""`` when it does): its method,
     dataset or built-in protocol is at another version, or its method's code changed under the
     same version. A method or dataset that is not installed cannot be judged here."""
@@ -301,7 +303,10 @@ def staleness(record: Mapping[str, Any], manager: PluginManager | None) -> str:
             spec = manager.methods.get(m["name"])
             if spec.version != m["version"]:
                 return f"method {m['name']!r} is at version {spec.version}, the record at {m['version']}"
-            now = code_fingerprint(spec.factory)
+            codes = {} if codes is None else codes  # one fingerprint a method, not one a record
+            if spec.name not in codes:
+                codes[spec.name] = code_fingerprint(spec.factory)
+            now = codes[spec.name]
             if now and m.get("code") and now != m["code"]:
                 return (
                     f"method {m['name']!r} v{m['version']} has other code here (fingerprint {now}, the "
@@ -349,6 +354,7 @@ def check(root: Path, manager: PluginManager | None = None) -> list[Problem]:
         if path != record_path(root, record):
             problems.append(Problem(path, f"should be at {record_path(root, record)}", "warning"))
     keys = Counter(r["job_key"] for _, r in good)
+    codes: dict[str, str] = {}
     cells: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for _, r in good:
         cells.setdefault(_cell(r), []).append(r)
@@ -380,7 +386,7 @@ def check(root: Path, manager: PluginManager | None = None) -> list[Problem]:
                     "warning",
                 )
             )
-        why = staleness(r, manager)
+        why = staleness(r, manager, codes)
         if why:
             problems.append(Problem(path, f"stale: {why}"))
     return problems
@@ -389,11 +395,12 @@ def check(root: Path, manager: PluginManager | None = None) -> list[Problem]:
 def prune(root: Path, manager: PluginManager | None) -> list[tuple[Path, str]]:
     """Remove the records a newer version of their cell supersedes (stale by version: the
     leaderboard leaves them out already); ``(path, why)`` of each removed file."""
-    removed = []
+    removed: list[tuple[Path, str]] = []
+    codes: dict[str, str] = {}
     for path, record in load(root):
         if isinstance(record, str) or _schema_problems(record):
             continue
-        why = staleness(record, manager)
+        why = staleness(record, manager, codes)
         if why and "fingerprint" not in why:  # other code: a version bump or a reinstall decides
             path.unlink()
             removed.append((path, why))
