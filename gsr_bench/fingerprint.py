@@ -15,7 +15,7 @@ import hashlib
 import importlib.util
 from collections.abc import Callable
 from functools import lru_cache
-from importlib.metadata import packages_distributions
+from importlib.metadata import distributions, packages_distributions
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +54,29 @@ def _imported(tree: ast.AST, module: str, is_package: bool) -> set[str]:
 
 
 @lru_cache(maxsize=1)
-def _distributions() -> dict[str, tuple[str, ...]]:
+def _top_levels() -> dict[str, tuple[str, ...]]:
+    """Top-level package -> distributions, from the ``top_level.txt`` most distributions have
+    (0.08 s here, where ``packages_distributions`` reads every RECORD: 0.6 s a process)."""
+    found: dict[str, list[str]] = {}
+    for dist in distributions():
+        for top in (dist.read_text("top_level.txt") or "").split():
+            found.setdefault(top, []).append(dist.metadata["Name"])
+    return {k: tuple(v) for k, v in found.items()}
+
+
+@lru_cache(maxsize=1)
+def _all_top_levels() -> dict[str, tuple[str, ...]]:
     return {k: tuple(v) for k, v in packages_distributions().items()}
 
 
-def _distribution_of(module: str) -> tuple[str, ...]:
-    top = module.partition(".")[0]
-    return _distributions().get(top, (f"<package {top}>",))
+def _same_distribution(module: str, other: str) -> bool:
+    """Whether ``other`` is installed by a distribution that installs ``module`` (the same
+    top-level package counts, installed or not)."""
+    a, b = module.partition(".")[0], other.partition(".")[0]
+    if a == b:
+        return True
+    table = _top_levels() if a in _top_levels() else _all_top_levels()
+    return bool(set(table.get(a, ())) & set(table.get(b, ())))
 
 
 def _module_file(name: str) -> tuple[Path, bool] | None:
@@ -81,9 +97,8 @@ def module_fingerprint(module: str) -> dict[str, str]:
     path, is_package = found
     source = path.read_text(encoding="utf-8")
     digests = {module: hashlib.sha256(normalized_source(source, str(path)).encode()).hexdigest()}
-    own = set(_distribution_of(module))
     for name in sorted(_imported(ast.parse(source), module, is_package)):
-        if name == module or not own & set(_distribution_of(name)):
+        if name == module or not _same_distribution(module, name):
             continue
         dep = _module_file(name)
         if dep is not None:
