@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import time
 from pathlib import Path
 
 import h5py
@@ -44,7 +43,6 @@ def test_smoke_run_records_skips_and_forces(workdir: Path, capsys: pytest.Captur
     assert figures == {f"biomassters-synthetic_smoke_{f}.png" for f in ("tiles", "bins", "speed")}
     capsys.readouterr()
 
-    started = time.perf_counter()
     assert (
         main(
             [
@@ -62,8 +60,7 @@ def test_smoke_run_records_skips_and_forces(workdir: Path, capsys: pytest.Captur
         )
         == 0
     )
-    assert capsys.readouterr().out.count("SKIPPED") == 2
-    assert time.perf_counter() - started < 20
+    assert capsys.readouterr().out.count("SKIPPED") == 2  # the work done: none, not how fast
     assert len(list(Tracker(workdir / "results").runs())) == 2
 
     assert (
@@ -140,7 +137,6 @@ def test_tracking_uri_env_is_honoured(workdir: Path, monkeypatch: pytest.MonkeyP
 def test_unreachable_tracking_server_is_one_clear_line(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    started = time.perf_counter()
     code = main(
         [
             "run",
@@ -158,7 +154,8 @@ def test_unreachable_tracking_server_is_one_clear_line(
     assert code == 2
     assert err.startswith("gsr-bench: error: tracking URI http://127.0.0.1:9 cannot be used")
     assert "Traceback" not in err and err.count("\n") == 1
-    assert time.perf_counter() - started < 60
+    # fails at once rather than retrying for minutes: MLflow was told not to retry
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"
 
 
 @pytest.mark.parametrize(
