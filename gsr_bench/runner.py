@@ -171,11 +171,7 @@ def dataset_options(
 
     options = dict(protocol.datasets.get(spec.name, {}))
     given = dict(parse_option(p) for p in pairs or [])
-    factory = check_factory("dataset", spec)
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        params = {}  # type: ignore[assignment]
+    params = _factory_params(spec)
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     if not strict:
         given = {k: v for k, v in given.items() if k in params or takes_any}
@@ -299,6 +295,16 @@ def plan_jobs(
     return jobs
 
 
+def _factory_params(spec: DatasetSpec) -> Mapping[str, Any]:
+    """The keyword parameters of a dataset's factory (none known for an opaque callable)."""
+    import inspect
+
+    try:
+        return inspect.signature(check_factory("dataset", spec)).parameters
+    except (TypeError, ValueError):
+        return {}
+
+
 def _variant(
     spec: DatasetSpec, dataset: Any, options: Mapping[str, Any], table: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -307,10 +313,7 @@ def _variant(
     to the guide's label (``monthly composite``)."""
     import inspect
 
-    try:
-        params = inspect.signature(check_factory("dataset", spec)).parameters
-    except (TypeError, ValueError):
-        params = {}  # type: ignore[assignment]
+    params = _factory_params(spec)
     defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
     defaults.update(spec.options)
     defaults.update(table)

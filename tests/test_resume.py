@@ -60,10 +60,10 @@ def test_killed_training_resumes_to_the_same_metrics(workdir: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.time() + 120
+    # stopped the moment a checkpoint of step 40 or later exists, however fast the machine trains;
+    # a training that ends first fails here, one that never checkpoints ends and fails here too
     while _checkpoint_step(workdir / "killed") < 40:
         assert proc.poll() is None, "training ended before it could be killed"
-        assert time.time() < deadline
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
