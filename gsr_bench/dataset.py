@@ -66,7 +66,8 @@ class GSRDataset:
         units: unit of the target, shown in tables and figures (``"Mg/ha"``, ``"m"``).
         label: what the target is, for figure labels (``"AGB"``, ``"canopy height"``).
         data_range: the span of valid target values PSNR and SSIM are computed over.
-        bins: lower edges of the target bins that metrics break errors down by.
+        bins: edges of the target bins that metrics break errors down by, ascending: with
+            ``(10, 50)`` the bins are ``<10``, ``10-50`` (10 <= t < 50) and ``>=50``.
         guide_channels: one name per guide channel, ``BAND`` or ``BAND@PERIOD``
             (``"B4@summer"``); methods find sensors and periods by these names.
         rgb: names of the three guide channels drawn as the RGB preview of figures, red first;
@@ -309,4 +310,13 @@ class GSRDataset:
         d = protocol.data
         path = self.prepare(cache_dir, protocol.task.crop, d.guide_dtype, progress, workers, (split,))[split]
         task = protocol.task
-        return open_test(path, trained_on, task.crop, task.degradation, d.max_test_tiles, self.revision())
+        return open_test(
+            path,
+            trained_on,
+            task.crop,
+            task.degradation,
+            d.max_test_tiles,
+            self.revision(),
+            self.data_range,
+            self.bins,
+        )

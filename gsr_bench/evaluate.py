@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from gsr_bench.data.tiles import Splits, TileSet
 from gsr_bench.method import Method, TaskInfo
-from gsr_bench.metrics import MetricAccumulator
+from gsr_bench.metrics import ExtraMetric, MetricAccumulator
 from gsr_bench.ops import project_to_source, synchronize
 from gsr_bench.registry import resolve_factory
 from gsr_bench.training import TrainContext, seed_everything
@@ -22,6 +22,27 @@ from gsr_bench.training import TrainContext, seed_everything
 if TYPE_CHECKING:
     from gsr_bench.plugins import PluginManager
     from gsr_bench.runner import Job
+
+
+def extra_metrics(manager: PluginManager | None = None) -> tuple[dict[str, ExtraMetric], dict[str, Any]]:
+    """The plugins' extra metrics, ready to compute, and what the records say of each."""
+    from gsr_bench.plugins import get_plugin_manager
+
+    specs = list((manager or get_plugin_manager()).metrics)
+    fns = {m.name: ExtraMetric(resolve_factory(m.fn), m.aggregate) for m in specs}
+    info = {
+        m.name: {
+            "version": m.version,
+            "aggregate": m.aggregate,
+            "higher_is_better": m.higher_is_better,
+            "label": m.label or m.name,
+            "unit": m.unit,
+            "description": m.description,
+            "distribution": m.distribution,
+        }
+        for m in specs
+    }
+    return fns, info
 
 
 def task_info(splits: Splits, crop: int) -> TaskInfo:
@@ -36,7 +57,7 @@ def evaluate(
     device: torch.device,
     bins: Any,
     warmup_batches: int = 1,
-    extra: dict[str, Any] | None = None,
+    extra: dict[str, ExtraMetric] | None = None,
     progress: bool = False,
     keep: int = 0,
     project: bool = False,
@@ -113,7 +134,8 @@ def execute(
     checkpoint_dir: Path,
     progress: bool,
     manager: PluginManager | None = None,
-) -> tuple[dict[str, float], dict[str, Any]]:
+) -> tuple[dict[str, float], dict[str, Any], list[tuple[str, int, float]]]:
+    """Fit and evaluate ``job``: its metrics, the params to log and the training's metric series."""
     proto = job.protocol
     seed_everything(job.seed)
     task = task_info(splits, proto.task.crop)
@@ -124,15 +146,13 @@ def execute(
     started = time.perf_counter()
     fit_info = method.fit(splits.train, splits.val, ctx) or {}
     train_time = time.perf_counter() - started
-    extra = {}
-    if manager is not None:
-        extra = {m.name: resolve_factory(m.fn) for m in manager.metrics}
+    extra, extra_info = extra_metrics(manager)
     metrics, preds = evaluate(
         method,
         splits.test,
         proto.eval.batch_size,
         device,
-        splits.info.bins,
+        splits.test.info.bins,  # a cross-dataset job is scored as the test dataset says
         proto.eval.warmup_batches,
         extra,
         progress,
@@ -150,6 +170,8 @@ def execute(
         **{f"seed_{k}": job.seed for k in ("python", "numpy", "torch", "data_order")},
         "loader": dataclasses.asdict(proto.loader),  # recorded, not hashed: it never changes a batch
     }
+    if extra_info:
+        params["extra_metrics"] = extra_info
     (workdir / "config.json").write_text(
         json.dumps(
             {
@@ -166,4 +188,4 @@ def execute(
         save_predictions(workdir / "predictions.npz", splits.test, preds)
     if proto.eval.figure_tiles:
         save_figure_tiles(workdir / "tiles.npz", splits.test, preds[: proto.eval.figure_tiles])
-    return metrics, params
+    return metrics, params, list(getattr(method, "fit_series", []))

@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from gsr_bench.metrics import bin_label, bin_lower_bound
+
 
 @dataclass(frozen=True)
 class Names:
@@ -51,6 +53,11 @@ def tile_error(pred: np.ndarray, target: np.ndarray, valid: np.ndarray) -> tuple
     return err, rmse
 
 
+def _block_any(mask: np.ndarray, scale: int) -> np.ndarray:
+    h, w = mask.shape[0] // scale, mask.shape[1] // scale
+    return np.asarray(mask[: h * scale, : w * scale].reshape(h, scale, w, scale).any(axis=(1, 3)))
+
+
 def qualitative(
     tiles: dict[str, dict[str, Any]], path: Path, title: str, tile: int = 0, names: Names | None = None
 ) -> None:
@@ -59,8 +66,14 @@ def qualitative(
         return
     names = names or Names()
     ref = next(iter(tiles.values()))
-    target, source = ref["target"][tile, 0], ref["source"][tile, 0]
-    vmax = float(np.percentile(target, 99.5)) or 1.0
+    valid = ref["valid"][tile, 0].astype(bool)
+    # invalid labels and the source blocks without one are drawn blank, never as a dark "0"
+    target = np.where(valid, ref["target"][tile, 0], np.nan)
+    source = np.where(
+        _block_any(valid, valid.shape[0] // ref["source"].shape[-2]), ref["source"][tile, 0], np.nan
+    )
+    vmax = float(np.nanpercentile(target, 99.5)) if valid.any() else 1.0
+    vmax = vmax or 1.0
     n = len(tiles)
     fig, axes = plt.subplots(2, n + 2, figsize=(2.3 * (n + 2), 5.0), squeeze=False)
     axes[0, 0].imshow(_rgb(ref["rgb"][tile]))
@@ -97,20 +110,13 @@ def _bins(table: pd.DataFrame) -> list[str]:
     ]
 
 
-def _lower_bound(name: str) -> float:
-    """Sort key of a bin name from ``metrics.bin_names``: "0", "lo-hi", "gtX"."""
-    if name == "0":
-        return -1.0
-    return float(name.removeprefix("gt")) + 0.5 if name.startswith("gt") else float(name.split("-")[0])
-
-
 FAMILY_STYLES = {"gsr": ("-", "o"), "sr": ("--", "s"), "regression": (":", "^")}
 
 
 def error_by_bin(table: pd.DataFrame, path: Path, names: Names | None = None) -> None:
     """RMSE and mean signed error (bias) per target bin, one line per method, styled by family."""
     names = names or Names()
-    order = sorted(_bins(table), key=_lower_bound)
+    order = sorted(_bins(table), key=bin_lower_bound)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     x = np.arange(len(order))
     for _, r in table.iterrows():
@@ -119,7 +125,7 @@ def error_by_bin(table: pd.DataFrame, path: Path, names: Names | None = None) ->
         kw = {"linestyle": style[0], "marker": style[1], "label": f"{r['method']} ({r.get('family', '')})"}
         ax1.plot(x, [r[f"rmse_bin_{b}_mean"] for b in order], **kw)
         ax2.plot(x, [r[f"bias_bin_{b}_mean"] for b in order], **kw)
-    labels = [b.replace("gt", ">") for b in order]
+    labels = [bin_label(b) for b in order]
     for ax, name in ((ax1, names.unit("RMSE")), (ax2, names.unit("bias, prediction − target"))):
         ax.set_xticks(x, labels)
         ax.set_xlabel(names.unit(f"target {names.label} bin"))

@@ -12,13 +12,14 @@ import html
 import math
 import re
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from gsr_bench.metrics import METRICS, TARGET_UNITS, format_rate
+from gsr_bench.metrics import METRICS, TARGET_UNITS, MetricInfo, bin_lower_bound, format_rate
 
 if TYPE_CHECKING:
     from gsr_bench.plugins import PluginManager
@@ -37,6 +38,7 @@ COLUMNS = (
     "bias",
     "r2",
     "psnr",
+    "psnr_tile",
     "ssim",
     "consistency_rmse",
     "throughput_mpix_s",
@@ -78,11 +80,24 @@ def pair_label(train: str, test: str, split: str = "test", revision: str = "", g
     return f"{train} → {test}" + (f" ({', '.join(notes)})" if notes else "") + suffix
 
 
-def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
+def extra_metrics(records: list[dict[str, Any]]) -> dict[str, MetricInfo]:
+    """The plugins' extra metrics the records hold, with their label, unit and direction."""
+    out: dict[str, MetricInfo] = {}
+    for record in records:
+        for name, info in sorted(record.get("metric_info", {}).items()):
+            if name not in METRICS:
+                out[name] = MetricInfo(
+                    name, info.get("higher_is_better"), info.get("unit", ""), info.get("label") or name
+                )
+    return out
+
+
+def aggregate(runs: pd.DataFrame, extras: Sequence[str] = ()) -> pd.DataFrame:
     """Mean and std over seeds per (dataset, protocol, family, method), ranked by RMSE."""
     if runs.empty:
         return pd.DataFrame()
-    metric_cols = [c for c in runs.columns if c in COLUMNS or c.startswith(("rmse_bin_", "bias_bin_"))]
+    shown = (*COLUMNS, *extras)
+    metric_cols = [c for c in runs.columns if c in shown or c.startswith(("rmse_bin_", "bias_bin_"))]
     g = runs.groupby(list(KEYS))
     out = g[metric_cols].agg(["mean", "std"])
     out.columns = [f"{m}_{s}" for m, s in out.columns]
@@ -103,7 +118,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
 def _fmt(mean: float, std: float, metric: str) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "–"
-    digits = _digits(mean, {"r2": 3, "ssim": 3, "psnr": 2}.get(metric, 1))
+    digits = _digits(mean, {"r2": 3, "ssim": 3, "psnr": 2, "psnr_tile": 2}.get(metric, 1))
     if metric == "params":
         return f"{mean / 1e6:.2f} M" if mean >= 1e4 else f"{mean:.0f}"
     if metric == "throughput_mpix_s":
@@ -125,8 +140,8 @@ def _digits(value: float, least: int) -> int:
     return max(least, 2 - math.floor(math.log10(abs(value))))
 
 
-def _label(metric: str) -> str:
-    info = METRICS[metric]
+def _label(metric: str, extras: Mapping[str, MetricInfo] | None = None) -> str:
+    info = METRICS.get(metric) or (extras or {}).get(metric) or MetricInfo(metric, None, "", metric)
     arrow = "" if info.higher_is_better is None else (" ↑" if info.higher_is_better else " ↓")
     unit = f" ({info.unit})" if info.unit and info.unit not in (TARGET_UNITS, info.label) else ""
     return f"{info.label}{unit}{arrow}"
@@ -146,7 +161,7 @@ def _slug(dataset: str, protocol: str) -> str:
     return f"{slug(dataset)}_{slug(protocol)}"
 
 
-def markdown(table: pd.DataFrame) -> str:
+def markdown(table: pd.DataFrame, extras: Mapping[str, MetricInfo] | None = None) -> str:
     lines = [
         "# gsr-bench leaderboard",
         "",
@@ -165,8 +180,8 @@ def markdown(table: pd.DataFrame) -> str:
         slug = _slug(dataset, protocol)
         lines += [f"## {dataset} · protocol `{protocol}` v{part['protocol_version'].iloc[0]}", ""]
         lines += [f"Errors in {_units(part)}.", ""]
-        cols = [c for c in COLUMNS if f"{c}_mean" in part]
-        head = ["rank", "method", "v", "seeds", *[_label(c) for c in cols]]
+        cols = [c for c in (*COLUMNS, *(extras or {})) if f"{c}_mean" in part]
+        head = ["rank", "method", "v", "seeds", *[_label(c, extras) for c in cols]]
         for family, fam in part.groupby("family", sort=False):
             lines += [
                 f"**{FAMILY_TITLES.get(family, family)}**",
@@ -206,7 +221,7 @@ rows.sort((a,c)=>{const x=v(a),y=v(c);return (x>y?1:x<y?-1:0)*(asc?1:-1)});
 [...b.querySelectorAll('tr.fam')].forEach(r=>r.remove());rows.forEach(r=>b.appendChild(r));});"""
 
 
-def html_page(table: pd.DataFrame) -> str:
+def html_page(table: pd.DataFrame, extras: Mapping[str, MetricInfo] | None = None) -> str:
     e = html.escape
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>gsr-bench leaderboard</title>",
@@ -218,7 +233,7 @@ def html_page(table: pd.DataFrame) -> str:
         parts.append("<p>No finished runs yet.</p>")
     groups = table.groupby(["dataset", "protocol"], sort=False) if not table.empty else []
     for (dataset, protocol), part in groups:
-        cols = [c for c in COLUMNS if f"{c}_mean" in part]
+        cols = [c for c in (*COLUMNS, *(extras or {})) if f"{c}_mean" in part]
         parts.append(
             f"<h2>{e(dataset)} · protocol {e(protocol)} v{e(str(part['protocol_version'].iloc[0]))}</h2>"
         )
@@ -226,7 +241,7 @@ def html_page(table: pd.DataFrame) -> str:
         parts.append(
             "<table class='lb'><thead><tr><th>rank</th><th class='l'>method</th>"
             "<th class='l'>family</th><th>seeds</th>"
-            + "".join(f"<th>{e(_label(c))}</th>" for c in cols)
+            + "".join(f"<th>{e(_label(c, extras))}</th>" for c in cols)
             + "</tr></thead><tbody>"
         )
         for family, fam in part.groupby("family", sort=False):
@@ -273,17 +288,19 @@ def write_leaderboard(
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
-    runs = collect(valid_records(out / RECORDS_DIR), manager)
-    table = aggregate(runs)
+    records = valid_records(out / RECORDS_DIR)
+    runs = collect(records, manager)
+    extras = extra_metrics(records)
+    table = aggregate(runs, list(extras))
     keep = ["rank", *KEYS, "train_dataset", "test_dataset", "test_split", "method_version"]
     keep += ["protocol_version", "seeds"]
-    common = [f"{c}_{s}" for c in COLUMNS for s in ("mean", "std")]
+    common = [f"{c}_{s}" for c in (*COLUMNS, *extras) for s in ("mean", "std")]
     if table.empty:
         pd.DataFrame(columns=keep + common).to_csv(out / "results.csv", index=False)
     else:
         _csv(table.reindex(columns=keep + common), out / "results.csv")
-    (out / "README.md").write_text(markdown(table))
-    (out / "index.html").write_text(html_page(table))
+    (out / "README.md").write_text(markdown(table, extras))
+    (out / "index.html").write_text(html_page(table, extras))
     written: set[str] = set()
     if not table.empty:
         with tempfile.TemporaryDirectory() as tmp:
@@ -313,14 +330,9 @@ def write_leaderboard(
 
 
 def _bin_order(column: str) -> tuple[str, float]:
-    """``rmse_bin_0``, ``rmse_bin_0-50``, ..., ``rmse_bin_gt300`` in the order of their values."""
-    kind, _, edge = column.rpartition("_bin_")
-    try:
-        if edge.startswith("gt"):
-            return kind, float(edge[2:]) + 0.5
-        return kind, -1.0 if edge == "0" else float(edge.partition("-")[0])
-    except ValueError:
-        return kind, math.inf
+    """``rmse_bin_lt10``, ``rmse_bin_10-50``, ..., ``rmse_bin_ge300`` in the order of their values."""
+    kind, _, name = column.rpartition("_bin_")
+    return kind, bin_lower_bound(name)
 
 
 def _csv(frame: pd.DataFrame, path: Path) -> None:

@@ -142,6 +142,7 @@ def record_of(result: JobResult) -> dict[str, Any]:
         "metrics": {
             k: float(v) for k, v in sorted({**result.metrics, "job_seconds": result.seconds}.items())
         },
+        **({"metric_info": extra} if (extra := result.params.get("extra_metrics")) else {}),
     }
 
 

@@ -122,18 +122,41 @@ class DatasetSpec:
         return adapter
 
 
+METRIC_AGGREGATIONS = ("mean", "median", "min", "max")  # gsr_bench.metrics.AGGREGATIONS
+
+
 @dataclass(frozen=True)
 class MetricSpec:
-    """An extra metric: ``fn(pred, target, valid) -> float`` on tensors of one tile batch."""
+    """An extra metric, computed per tile and aggregated over the tiles with a valid pixel.
+
+    Attributes:
+        name: the metric's key in MLflow, the records and the leaderboard's columns.
+        fn: ``fn(pred, target, valid) -> float`` on one tile (``[1, H, W]`` float64 tensors in
+            the dataset's units and a bool mask), or ``"module:attr"`` naming it.
+        higher_is_better: the leaderboard's arrow (None: neither, like a bias).
+        aggregate: how tiles combine: ``mean``, ``median``, ``min`` or ``max``.
+        version: recorded with every value (``metric_version_NAME``); bump it when ``fn``'s
+            results change, then ``gsr-bench score`` recomputes the stored results.
+    """
 
     name: str
     fn: str | Callable[..., Any]
-    higher_is_better: bool
+    higher_is_better: bool | None
     description: str = ""
     version: str = "1"
+    aggregate: str = "mean"
+    unit: str = ""
+    label: str = ""
     plugin: str = ""
     distribution: str = ""
     family: str = "metric"
+
+    def __post_init__(self) -> None:
+        if self.aggregate not in METRIC_AGGREGATIONS:
+            raise GsrBenchError(
+                f"metric {self.name!r}: aggregate {self.aggregate!r} is not one of "
+                f"{', '.join(METRIC_AGGREGATIONS)}"
+            )
 
 
 @dataclass(frozen=True)

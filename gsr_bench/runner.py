@@ -346,6 +346,7 @@ class JobResult:
     artifacts: Path | None = None
     run_id: str = ""
     seconds: float = 0.0
+    series: list[tuple[str, int, float]] = field(default_factory=list)  # (metric, step, value)
 
 
 def select_device(requested: str | None, policy: str) -> Any:
@@ -585,6 +586,7 @@ class Runner:
         metrics = dict(r.metrics)
         metrics["job_seconds"] = r.seconds
         self.tracker.log(r.run_id, params, metrics, tags)
+        self.tracker.log_series(r.run_id, r.series)
         if r.artifacts is not None:
             for path in sorted(r.artifacts.iterdir()):
                 self.tracker.log_artifact(r.run_id, path)
@@ -713,10 +715,10 @@ def execute_job(
 
     started = time.perf_counter()
     try:
-        metrics, params = execute(
+        metrics, params, series = execute(
             job, splits, device, workdir, checkpoints / job.train_key, progress, manager
         )
-        result = JobResult(job, "FINISHED", metrics, params)
+        result = JobResult(job, "FINISHED", metrics, params, series=series)
     except Exception as exc:
         result = JobResult(
             job, "FAILED", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()

@@ -52,6 +52,16 @@ def rescore(
     return metrics
 
 
+def _evaluated(name: str) -> bool:
+    """Whether ``MetricAccumulator`` computes a metric of this name (also under ``projected_``)."""
+    base = name.removeprefix("projected_")
+    return base in EVALUATED or base.startswith(("rmse_bin_", "bias_bin_", "pixels_bin_"))
+
+
+EVALUATED = {"mae", "rmse", "rmse_tile", "psnr", "psnr_tile", "ssim", "bias", "r2", "consistency_rmse"}
+EVALUATED |= {"tiles_scored", "tiles_empty"}
+
+
 def score_jobs(
     tracker: Tracker,
     jobs: Sequence[Job],
@@ -62,10 +72,9 @@ def score_jobs(
 ) -> list[list[str]]:
     """Rescore every finished job of ``jobs``; log the new metrics to its run (and its result
     record under ``records``) unless ``write`` is False. Rows: job, metric, logged, new, difference."""
-    from gsr_bench.plugins import get_plugin_manager
-    from gsr_bench.registry import resolve_factory
+    from gsr_bench.evaluate import extra_metrics
 
-    extra = {m.name: resolve_factory(m.fn) for m in get_plugin_manager().metrics}
+    extra, extra_info = extra_metrics()
     rows: list[list[str]] = []
     for job in jobs:
         run = tracker.finished_run(job.key)
@@ -80,7 +89,9 @@ def score_jobs(
             with np.load(path) as saved:
                 pred, ids = saved["pred"], [str(x) for x in saved["ids"]]
         splits = load_splits(job, cache_dir(results_dir), progress, workers=None)
-        new = rescore(pred, ids, splits.test, splits.info.bins, extra, job.protocol.eval.project_to_source)
+        new = rescore(
+            pred, ids, splits.test, splits.test.info.bins, extra, job.protocol.eval.project_to_source
+        )
         old = run.data.metrics
         for name in sorted(new):
             before = old.get(name)
@@ -90,12 +101,20 @@ def score_jobs(
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             tracker.log(run.info.run_id, {}, new, {"rescored_at": stamp})
             if records is not None:
-                _update_records(records, job.key, new)
+                _update_records(records, job.key, new, extra_info)
     return rows
 
 
-def _update_records(root: Path, job_key: str, metrics: dict[str, float]) -> None:
+def _update_records(root: Path, job_key: str, metrics: dict[str, float], extra_info: dict[str, Any]) -> None:
+    """Replace a record's evaluation metrics by ``metrics``: a metric the definitions no longer
+    produce (a renamed bin) goes; what evaluation does not compute (time, parameters) stays."""
     for path in Path(root).rglob(f"*-{job_key}.json"):
         record = json.loads(path.read_text())
-        record["metrics"] = dict(sorted({**record["metrics"], **metrics}.items()))
+        extras = set(record.get("metric_info", {}))
+        kept = {k: v for k, v in record["metrics"].items() if not _evaluated(k) and k not in extras}
+        record["metrics"] = dict(sorted({**kept, **metrics}.items()))
+        if extra_info:
+            record["metric_info"] = extra_info
+        else:
+            record.pop("metric_info", None)
         path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,16 @@ class Tracker:
         t = [RunTag(k, str(v)[:5000]) for k, v in tags.items()]
         for i in range(0, max(len(p), len(m), len(t)), 100):  # MLflow caps a batch at 100 params
             self.client.log_batch(run_id, metrics=m[i : i + 100], params=p[i : i + 100], tags=t[i : i + 100])
+
+    def log_series(self, run_id: str, series: Sequence[tuple[str, int, float]]) -> None:
+        """Metric series with their step (the training loss, the validation RMSE), for the
+        MLflow UI's charts."""
+        from mlflow.entities import Metric
+
+        now = int(__import__("time").time() * 1000)
+        m = [Metric(name, float(value), now, int(step)) for name, step, value in series]
+        for i in range(0, len(m), 1000):  # MLflow caps a batch at 1000 metrics
+            self.client.log_batch(run_id, metrics=m[i : i + 1000])
 
     def log_artifact(self, run_id: str, path: Path) -> None:
         self.client.log_artifact(run_id, str(path))

@@ -227,6 +227,7 @@ def _train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
     step, best_rmse, best_state, elapsed = 0, math.inf, copy.deepcopy(net.state_dict()), 0.0
     resumed_from = 0
+    history: list[tuple[str, int, float]] = []  # logged as MLflow metric series, with their step
     ckpt = ctx.checkpoint_dir / "last.pt" if ctx.checkpoint_dir else None
     state = _load_checkpoint(ckpt, ctx, method) if ckpt is not None and ckpt.exists() else None
     if state is not None:
@@ -236,6 +237,7 @@ def _train(
         torch.set_rng_state(state["torch_rng"])
         random.setstate(state["python_rng"])
         step, best_rmse, best_state = state["step"], state["best_rmse"], state["best_model"]
+        history = list(state.get("history", []))
         elapsed, resumed_from = state["elapsed_s"], state["step"]
         log.info("resuming %s at step %d", ckpt, step)
     if ctx.device.type == "cuda":
@@ -273,8 +275,10 @@ def _train(
         save = ckpt is not None and rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps)
         if validate or save or step % log_every == 0:
             loss_value = monitor.read()  # before validating or saving: never keep NaN weights
+            history.append(("train_loss", step, loss_value))
             if validate:
                 rmse = validation_rmse(method, val)
+                history.append(("val_rmse", step, rmse))
                 if rmse < best_rmse:
                     best_rmse, best_state = rmse, copy.deepcopy(net.state_dict())
             seconds = time.perf_counter() - started
@@ -302,6 +306,7 @@ def _train(
                     "best_rmse": best_rmse,
                     "best_model": best_state,
                     "elapsed_s": elapsed + time.perf_counter() - started,
+                    "history": history,
                 },
             )
         bar.update()
@@ -320,6 +325,8 @@ def _train(
         "data_load_s": sampler.load_s,
     }
     method.fit_params = {**getattr(method, "fit_params", {}), "loader_tier": sampler.tier}
+    # (metric, step, value) of this fit, logged by the runner as MLflow series
+    vars(method)["fit_series"] = history
     if ctx.device.type == "cuda":
         out["peak_memory_mb"] = torch.cuda.max_memory_allocated(ctx.device) / 2**20
     else:  # the process high-water mark: an upper bound for this run on a CPU

@@ -13,11 +13,11 @@ def test_tables_show_three_significant_digits() -> None:
 
 
 def test_bins_are_ordered_by_value() -> None:
-    names = ["rmse_bin_gt300", "rmse_bin_50-100", "rmse_bin_0", "rmse_bin_200-300", "rmse_bin_0-50"]
+    names = ["rmse_bin_ge300", "rmse_bin_50-100", "rmse_bin_lt10", "rmse_bin_200-300", "rmse_bin_10-50"]
     assert sorted(names, key=_bin_order) == [
-        "rmse_bin_0",
-        "rmse_bin_0-50",
+        "rmse_bin_lt10",
+        "rmse_bin_10-50",
         "rmse_bin_50-100",
         "rmse_bin_200-300",
-        "rmse_bin_gt300",
+        "rmse_bin_ge300",
     ]

@@ -8,10 +8,11 @@ import sqlite3
 from pathlib import Path
 
 import h5py
+import pandas as pd
 import pytest
 import torch
 
-from gsr_bench import MethodSpec, hookimpl
+from gsr_bench import MethodSpec, MetricSpec, hookimpl
 from gsr_bench.cli import main
 from gsr_bench.method import Method
 from gsr_bench.plugins import PluginManager
@@ -35,7 +36,7 @@ def test_smoke_run_records_skips_and_forces(workdir: Path, capsys: pytest.Captur
         "seed",
     ):
         assert tags.get(key), key
-    assert {"rmse", "mae", "ssim", "psnr", "throughput_mpix_s", "rmse_bin_0"} <= set(runs[0].data.metrics)
+    assert {"rmse", "mae", "ssim", "psnr", "throughput_mpix_s", "rmse_bin_lt10"} <= set(runs[0].data.metrics)
     assert (workdir / "results" / "mlflow.db").exists()
     for name in ("README.md", "results.csv", "index.html"):
         assert (workdir / "leaderboard" / name).exists()
@@ -88,6 +89,14 @@ class TestPlugin:
         register(MethodSpec("broken", "gsr", "1", "fails", Broken))
         register(MethodSpec("html-test", "sr", "1", "<script>alert('x')</script>", Escaped))
 
+    @hookimpl
+    def gsr_bench_register_metrics(self, register):  # type: ignore[no-untyped-def]
+        register(MetricSpec("max_abs_error", _max_abs_error, False, aggregate="max", label="max |error|"))
+
+
+def _max_abs_error(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> float:
+    return float((pred - target).abs()[valid].max())
+
 
 def test_failed_method_is_logged_and_others_go_on(
     workdir: Path, plugin_manager: PluginManager, capsys: pytest.CaptureFixture[str]
@@ -119,6 +128,16 @@ def test_failed_method_is_logged_and_others_go_on(
     assert {r.data.tags["method"] for r in tracker.runs()} == {"html-test", "bilinear"}
     page = (workdir / "leaderboard" / "index.html").read_text()
     assert "<script>alert" not in page and "&lt;script&gt;alert" in page
+    # a plugin's metric reaches the runs, the records, the CSVs and the page, with its arrow
+    assert "max |error| ↓" in page and "max |error| ↓" in (workdir / "leaderboard" / "README.md").read_text()
+    runs = {r.data.tags["method"]: r for r in tracker.runs()}
+    assert runs["bilinear"].data.metrics["max_abs_error"] > runs["bilinear"].data.metrics["rmse"]
+    table = pd.read_csv(workdir / "leaderboard" / "results.csv")
+    assert sorted(table["max_abs_error_mean"]) == pytest.approx(
+        sorted(r.data.metrics["max_abs_error"] for r in runs.values()), rel=1e-5
+    )
+    record = json.loads(next((workdir / "leaderboard" / "results").rglob("*.json")).read_text())
+    assert record["metric_info"]["max_abs_error"]["aggregate"] == "max"
     # The failed job is not finished, so the next run tries it again.
     assert main(["run", "-m", "broken", "--protocol", "smoke", "--publish", "-q", "--no-leaderboard"]) == 1
     assert len(list(tracker.runs("FAILED"))) == 2

@@ -123,6 +123,14 @@ def test_learned_method_runs_through_the_runner(workdir: Path, plugin_manager: P
     assert run.data.params["chosen.loader.tier"] == "auto"  # but is recorded
     assert run.data.metrics["train_tiles_s"] > 0 and 0 <= run.data.metrics["data_wait_share"] < 1
     assert run.data.params["method.overrides.train.lr"] == "0.003"
+    # the loss and the validation RMSE as series, each at its step: a learned method that ends
+    # worse than bicubic can be read from the MLflow UI's charts
+    client = Tracker(workdir / "results").client
+    val = client.get_metric_history(run.info.run_id, "val_rmse")
+    loss = client.get_metric_history(run.info.run_id, "train_loss")
+    steps = int(run.data.metrics["train_steps"])
+    assert [m.step for m in val][-1] == steps and len(loss) >= len(val) >= 1
+    assert min(m.value for m in val) == pytest.approx(run.data.metrics["best_val_rmse"])
 
 
 def test_channels_last_on_a_cpu_gives_the_same_network(splits) -> None:  # type: ignore[no-untyped-def]

@@ -42,7 +42,7 @@ class BioMasstersFormat(GSRDataset):
     units = "Mg/ha"
     label = "AGB"
     data_range = 500.0  # above the 99.9th percentile of BioMassters (about 425)
-    bins = (0.0, 50.0, 100.0, 200.0, 300.0)
+    bins = (10.0, 50.0, 100.0, 200.0, 300.0)  # <10 holds the unforested pixels (labels of 0)
     source_name = "source (100 m)"
     time_series = MappingProxyType({"composite": "monthly"})
 

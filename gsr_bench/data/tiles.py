@@ -303,13 +303,20 @@ def open_test(
     degradation: Degradation,
     max_tiles: int = 0,
     revision: str = "",
+    data_range: float | None = None,
+    bins: Sequence[float] | None = None,
 ) -> TileSet:
     """Every tile of one prepared split as a test set for methods trained on ``trained_on``:
-    normalized with its train statistics, as the methods learned them; ``revision`` is the test
-    data's own."""
+    normalized with its train statistics, as the methods learned them; ``revision``,
+    ``data_range`` and ``bins`` are the test data's own (its metrics are its dataset's)."""
     with h5py.File(path, "r") as f:
         n = len(f["done"])
     indices = list(range(min(n, max_tiles or n)))
     train = trained_on.train
-    info = replace(trained_on.info, revision=revision)
+    info = replace(
+        trained_on.info,
+        revision=revision,
+        data_range=trained_on.info.data_range if data_range is None else float(data_range),
+        bins=trained_on.info.bins if bins is None else tuple(bins),
+    )
     return TileSet(path, indices, info, train.guide_mean, train.guide_std, crop, degradation)

@@ -42,7 +42,7 @@ class RasterFolder(GSRDataset):
         self.units = str(meta["units"])
         self.label = str(meta.get("label", "target"))
         self.data_range = float(meta.get("data_range", 1.0))
-        self.bins = tuple(float(b) for b in meta.get("bins", (0.0,)))
+        self.bins = tuple(float(b) for b in meta.get("bins", ()))
         self.guide_channels = tuple(str(c) for c in meta["channels"])
         rgb = meta.get("rgb")
         self.rgb = (str(rgb[0]), str(rgb[1]), str(rgb[2])) if rgb else None

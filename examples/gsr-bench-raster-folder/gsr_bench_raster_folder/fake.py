@@ -15,7 +15,7 @@ METADATA = """scale = 8
 units = "m"
 label = "canopy height"
 data_range = 40.0
-bins = [0.0, 5.0, 15.0, 25.0]
+bins = [5.0, 15.0, 25.0]
 channels = ["red", "green", "blue"]
 rgb = ["red", "green", "blue"]
 nodata = -9999.0
