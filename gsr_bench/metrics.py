@@ -41,6 +41,30 @@ from gsr_bench.ops import block_mean
 TARGET_UNITS = "target"  # a metric in the dataset's units, named in each leaderboard section
 PSNR_MAX_DB = 100.0  # an exact prediction's PSNR: 10·log10(1 / 1e-10)
 
+# What each revision of these definitions changed, and where ("masks": on tiles with masked
+# pixels only). Results record their revision (tag ``metrics_revision``); ``gsr-bench score``
+# replaces a stored value only where its definition changed since. "bins" is every per-bin metric.
+REVISIONS: dict[int, dict[str, str]] = {
+    2: {
+        "psnr": "always",
+        "bins": "always",
+        "ssim": "masks",
+        "rmse_tile": "masks",
+        "consistency_rmse": "masks",
+    },
+}
+METRICS_REVISION = max(REVISIONS)
+
+
+def definition_changed(name: str, since: int, masked: bool) -> bool:
+    """Whether metric ``name`` (``projected_`` or not) is defined otherwise than at revision
+    ``since``, on a test split with (``masked``) or without masked pixels."""
+    base = name.removeprefix("projected_")
+    if "_bin_" in base:
+        base = "bins"
+    changes = [REVISIONS[r].get(base) for r in REVISIONS if r > since]
+    return "always" in changes or (masked and "masks" in changes)
+
 
 @dataclass(frozen=True)
 class MetricInfo:

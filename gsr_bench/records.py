@@ -142,6 +142,7 @@ def record_of(result: JobResult) -> dict[str, Any]:
         "metrics": {
             k: float(v) for k, v in sorted({**result.metrics, "job_seconds": result.seconds}.items())
         },
+        "metrics_revision": int(tags.get("metrics_revision", "1")),
         **({"metric_info": extra} if (extra := result.params.get("extra_metrics")) else {}),
     }
 
@@ -296,6 +297,7 @@ def staleness(
     dataset or built-in protocol is at another version, or its method's code changed under the
     same version. A method or dataset that is not installed cannot be judged here."""
     from gsr_bench.fingerprint import code_fingerprint
+    from gsr_bench.metrics import METRICS_REVISION
     from gsr_bench.protocol import list_protocols
 
     m, d, p = record["method"], record["dataset"], record["protocol"]
@@ -320,6 +322,12 @@ def staleness(
     protocols = {q.name: q.version for q in list_protocols()}
     if p["name"] in protocols and protocols[p["name"]] != p["version"]:
         return f"protocol {p['name']!r} is at version {protocols[p['name']]}, the record at {p['version']}"
+    revision = int(record.get("metrics_revision", 1))
+    if revision != METRICS_REVISION:
+        return (
+            f"its metrics follow definitions of revision {revision}, these of {METRICS_REVISION}: "
+            "`gsr-bench score` recomputes them from the run's saved predictions"
+        )
     return ""
 
 

@@ -457,6 +457,7 @@ class Runner:
         return results
 
     def _tags(self, job: Job, device: Any) -> dict[str, str]:
+        from gsr_bench.metrics import METRICS_REVISION
         from gsr_bench.provenance import device_name, distribution_info, git_hash, package_versions
 
         dist = distribution_info(job.method.distribution)
@@ -493,6 +494,8 @@ class Runner:
             "test_split": job.test.split if job.test else "test",
             "test_dataset_revision": self.splits(job).test.info.revision,
             "ddp_world_size": str(_world_size()),
+            "metrics_revision": str(METRICS_REVISION),
+            "metric_versions": json.dumps({m.name: m.version for m in self.manager.metrics}, sort_keys=True),
         }
 
     def run_one(self, job: Job) -> JobResult:

@@ -20,7 +20,7 @@ import torch
 
 from gsr_bench.data.tiles import TileSet
 from gsr_bench.errors import GsrBenchError
-from gsr_bench.metrics import MetricAccumulator
+from gsr_bench.metrics import METRICS_REVISION, MetricAccumulator, definition_changed
 from gsr_bench.ops import project_to_source
 from gsr_bench.runner import Job, cache_dir, load_splits
 from gsr_bench.tracking import Tracker
@@ -28,8 +28,9 @@ from gsr_bench.tracking import Tracker
 
 def rescore(
     pred: np.ndarray, ids: Sequence[str], tiles: TileSet, bins: Any, extra: dict[str, Any], project: bool
-) -> dict[str, float]:
-    """The evaluation metrics of saved predictions ``pred`` ``[N, 1, H, W]`` on ``tiles``."""
+) -> tuple[dict[str, float], bool]:
+    """The evaluation metrics of saved predictions ``pred`` ``[N, 1, H, W]`` on ``tiles``, and
+    whether any target pixel of them is masked."""
     if list(ids) != tiles.ids():
         raise GsrBenchError(
             f"saved predictions are for other tiles ({len(ids)} tiles, first {list(ids[:2])}) than the "
@@ -38,8 +39,10 @@ def rescore(
     info = tiles.info
     acc = MetricAccumulator(info.data_range, info.scale, bins, extra)
     projected = MetricAccumulator(info.data_range, info.scale, bins, extra)
+    masked = False
     for start in range(0, len(tiles), 8):
         b = tiles.batch(range(start, min(start + 8, len(tiles))))
+        masked = masked or not bool(b["valid"].all())
         p = torch.from_numpy(pred[start : start + len(b["id"])].astype(np.float32))
         acc.update(p, b["target"], b["valid"], b["source"])
         if project:
@@ -49,7 +52,35 @@ def rescore(
     metrics = acc.compute()
     if project:
         metrics.update({f"projected_{k}": v for k, v in projected.compute().items()})
-    return metrics
+    return metrics, masked
+
+
+def replaced(
+    new: dict[str, float],
+    old: dict[str, float],
+    tags: dict[str, str],
+    masked: bool,
+    versions: dict[str, str],
+) -> dict[str, float]:
+    """The recomputed values that replace a run's stored ones.
+
+    Stored values came from the float32 predictions; the saved ones are float16, which moves an
+    exact result (nearest's consistency 0) by up to 1/2048 of its values. So a stored value stays
+    unless its definition changed since the run's ``metrics_revision`` (``metrics.REVISIONS``;
+    a change under masks only counts on a test split with masked pixels), its extra metric's
+    version changed, or the run lacks it."""
+    revision = int(tags.get("metrics_revision", "1"))
+    logged_versions = json.loads(tags.get("metric_versions", "{}"))
+    out = {}
+    for name, value in new.items():
+        base = name.removeprefix("projected_")
+        if base in versions:
+            changed = logged_versions.get(base) != versions[base]
+        else:
+            changed = definition_changed(name, revision, masked)
+        if changed or name not in old:
+            out[name] = value
+    return out
 
 
 def _evaluated(name: str) -> bool:
@@ -89,32 +120,45 @@ def score_jobs(
             with np.load(path) as saved:
                 pred, ids = saved["pred"], [str(x) for x in saved["ids"]]
         splits = load_splits(job, cache_dir(results_dir), progress, workers=None)
-        new = rescore(
+        computed, masked = rescore(
             pred, ids, splits.test, splits.test.info.bins, extra, job.protocol.eval.project_to_source
         )
-        old = run.data.metrics
-        for name in sorted(new):
+        old = dict(run.data.metrics)
+        versions = {name: str(info["version"]) for name, info in extra_info.items()}
+        new = replaced(computed, old, dict(run.data.tags), masked, versions)
+        for name in sorted(computed):
             before = old.get(name)
-            diff = "" if before is None else f"{new[name] - before:+.4g}"
-            rows.append([job.name, name, "" if before is None else f"{before:.4g}", f"{new[name]:.4g}", diff])
+            diff = "" if before is None else f"{computed[name] - before:+.4g}"
+            now = f"{computed[name]:.4g}" + ("" if name in new else " (kept)")
+            rows.append([job.name, name, "" if before is None else f"{before:.4g}", now, diff])
         if write:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            tracker.log(run.info.run_id, {}, new, {"rescored_at": stamp})
+            tags = {
+                "rescored_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "metrics_revision": str(METRICS_REVISION),
+                "metric_versions": json.dumps(versions, sort_keys=True),
+            }
+            tracker.log(run.info.run_id, {}, new, tags)
             if records is not None:
-                _update_records(records, job.key, new, extra_info)
+                stale = {k for k in old if _evaluated(k) and k not in computed}  # renamed bins
+                _update_records(records, job.key, new, computed, stale, extra_info)
     return rows
 
 
-def _update_records(root: Path, job_key: str, metrics: dict[str, float], extra_info: dict[str, Any]) -> None:
-    """Replace a record's evaluation metrics by ``metrics``: a metric the definitions no longer
-    produce (a renamed bin) goes; what evaluation does not compute (time, parameters) stays."""
+def _update_records(
+    root: Path,
+    job_key: str,
+    new: dict[str, float],
+    computed: dict[str, float],
+    stale: set[str],
+    extra_info: dict[str, Any],
+) -> None:
+    """Write the ``new`` values into a job's record, and the ``computed`` ones it lacks; drop
+    the ``stale`` ones (a bin the definitions no longer name); record the definitions' revision."""
     for path in Path(root).rglob(f"*-{job_key}.json"):
         record = json.loads(path.read_text())
-        extras = set(record.get("metric_info", {}))
-        kept = {k: v for k, v in record["metrics"].items() if not _evaluated(k) and k not in extras}
-        record["metrics"] = dict(sorted({**kept, **metrics}.items()))
+        kept = {k: v for k, v in record["metrics"].items() if k not in stale}
+        record["metrics"] = dict(sorted({**computed, **kept, **new}.items()))
+        record["metrics_revision"] = METRICS_REVISION
         if extra_info:
             record["metric_info"] = extra_info
-        else:
-            record.pop("metric_info", None)
         path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")

@@ -161,3 +161,29 @@ def test_saved_predictions_rescore_to_the_logged_metrics(
     assert "rescored_at" in again["msg"].data.tags
     record = json.loads(next((workdir / "leaderboard" / "results").rglob("msg-*.json")).read_text())
     assert record["metrics"]["rmse"] == pytest.approx(again["msg"].data.metrics["rmse"])
+
+
+def test_rescoring_replaces_only_what_a_definition_changed() -> None:
+    """Saved predictions are float16: rescoring every metric would turn nearest's exact
+    consistency (0) into 0.017 and DADA's bias into 3e-5. Fails if a value whose definition did
+    not change is replaced, or if one whose definition did (pooled PSNR, bins, masked SSIM on a
+    masked test split, a plugin metric's new version) is kept."""
+    from gsr_bench.score import replaced
+
+    new = {"rmse": 30.0, "psnr": 20.0, "psnr_tile": 20.2, "ssim": 0.5, "consistency_rmse": 0.017}
+    new |= {"rmse_bin_10-50": 9.0, "projected_psnr": 21.0, "max_err": 3.0}
+    old = {"rmse": 30.0001, "psnr": 20.2, "ssim": 0.5001, "consistency_rmse": 0.0, "rmse_bin_10-50": 8.0}
+    old |= {"projected_psnr": 21.2, "max_err": 2.0}
+    versions = {"max_err": "2"}
+    v1 = {"metric_versions": '{"max_err": "1"}'}
+    assert set(replaced(new, old, v1, False, versions)) == {
+        "psnr",
+        "psnr_tile",
+        "rmse_bin_10-50",
+        "projected_psnr",
+        "max_err",
+    }
+    masked = set(replaced(new, old, v1, True, versions))
+    assert {"ssim", "consistency_rmse"} <= masked and "rmse" not in masked
+    v2 = {"metrics_revision": "2", "metric_versions": '{"max_err": "2"}'}
+    assert set(replaced(new, old, v2, True, versions)) == {"psnr_tile"}  # only what the run lacks
