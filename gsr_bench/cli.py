@@ -67,6 +67,13 @@ def cmd_list(args: argparse.Namespace) -> int:
             for p in list_protocols()
         ]
         print(_table(rows, ["protocol", "version", "crop", "steps", "seeds", "description"]))
+    failures = get_plugin_manager().failures if what != "protocols" else []
+    if failures:  # what failed is missing from the lists above: never in silence
+        names = ", ".join(sorted({f.plugin for f in failures}))
+        print(
+            f"warning: {len(failures)} plugin failure(s) ({names}): `gsr-bench plugins` says what failed",
+            file=sys.stderr,
+        )
     return 0
 
 

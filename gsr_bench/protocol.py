@@ -23,6 +23,9 @@ from typing import Any
 
 from gsr_bench.errors import ProtocolError, UnknownNameError
 
+GUIDE_DTYPES = ("float16", "float32")  # how a prepared store keeps the guide
+TIERS = ("auto", "device", "pinned", "stream")  # where the batch samplers keep the train tiles
+
 
 @dataclass(frozen=True)
 class Degradation:
@@ -180,9 +183,6 @@ class Protocol:
             )
         if not self.seeds:
             raise ProtocolError(f"{origin}: seeds is empty")
-        from gsr_bench.data.prepare import GUIDE_DTYPES
-        from gsr_bench.data.samplers import TIERS
-
         if self.data.guide_dtype not in GUIDE_DTYPES:
             raise ProtocolError(f"{origin}: data.guide_dtype must be one of {', '.join(GUIDE_DTYPES)}")
         if self.loader.tier not in TIERS:

@@ -27,6 +27,7 @@ from gsr_bench import distributed
 from gsr_bench.data.samplers import BatchSampler
 from gsr_bench.data.tiles import TileSet
 from gsr_bench.errors import GsrBenchError
+from gsr_bench.faults import kill_point
 from gsr_bench.method import TorchMethod
 from gsr_bench.protocol import Device, Loader, Train
 
@@ -309,6 +310,7 @@ def _train(
                     "history": history,
                 },
             )
+            kill_point("train", step)
         bar.update()
     bar.close()
     net.load_state_dict(best_state)

@@ -54,10 +54,11 @@ def test_second_run_on_the_same_results_refuses(workdir: Path, capsys: pytest.Ca
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from gsr_bench.results_dir import exclusive\n"
-            "with exclusive(Path('results')):\n    print('held', flush=True); time.sleep(60)",
+            "import sys; from pathlib import Path; from gsr_bench.results_dir import exclusive\n"
+            "with exclusive(Path('results')):\n    print('held', flush=True); sys.stdin.readline()",
         ],
         cwd=workdir,
+        stdin=subprocess.PIPE,  # holds the lock until the test lets go, however long that takes
         stdout=subprocess.PIPE,
         text=True,
     )

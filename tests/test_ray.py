@@ -60,12 +60,12 @@ def test_ray_executor_matches_local(workdir: Path, monkeypatch: pytest.MonkeyPat
     assert any(p.name == "tiles.npz" for p in (workdir / "remote" / "artifacts").rglob("*"))
 
 
-def _wait_for_address(head: subprocess.Popen[str], timeout: float = 120) -> str:
-    """The GCS address ``ray start --block`` prints once the head is up."""
-    deadline = time.monotonic() + timeout
+def _wait_for_address(head: subprocess.Popen[str]) -> str:
+    """The GCS address ``ray start --block`` prints once the head is up (a head that cannot
+    start exits: its start-up time is the machine's, never a deadline of the test)."""
     seen = []
     assert head.stdout is not None
-    while time.monotonic() < deadline:
+    while True:
         line = head.stdout.readline()
         if not line and head.poll() is not None:
             break

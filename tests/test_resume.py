@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +16,7 @@ from torch import nn
 
 from gsr_bench import MethodSpec, hookimpl
 from gsr_bench.cli import main
+from gsr_bench.faults import KILL_ENV
 from gsr_bench.method import TorchMethod
 from gsr_bench.plugins import PluginManager, get_plugin_manager
 from gsr_bench.protocol import load_protocol
@@ -54,21 +54,17 @@ def test_killed_training_resumes_to_the_same_metrics(workdir: Path) -> None:
     assert main([*base, "--results", "ref"]) == 0
     reference = _finished(workdir / "ref", "msg-ng")
 
-    proc = subprocess.Popen(
+    # the process kills itself once step 60's checkpoint is written: the same point on any machine
+    proc = subprocess.run(
         [sys.executable, "-m", "gsr_bench.cli", *base, "--results", "killed"],
         cwd=workdir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, KILL_ENV: "train:60"},
     )
-    # stopped the moment a checkpoint of step 40 or later exists, however fast the machine trains;
-    # a training that ends first fails here, one that never checkpoints ends and fails here too
-    while _checkpoint_step(workdir / "killed") < 40:
-        assert proc.poll() is None, "training ended before it could be killed"
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
     killed_at = _checkpoint_step(workdir / "killed")
-    assert 40 <= killed_at < 150
+    assert killed_at == 60
 
     assert len(list(Tracker(workdir / "killed").runs("FINISHED"))) == 1  # nearest ran before the kill
     assert main([*base, "--results", "killed", "--leaderboard", "lb-killed"]) == 0
@@ -83,7 +79,7 @@ def test_killed_training_resumes_to_the_same_metrics(workdir: Path) -> None:
         c for c in ref.columns if c.endswith("_mean") and not c.startswith(("throughput", "train_time"))
     ]
     pd.testing.assert_frame_equal(got[quality], ref[quality], rtol=1e-6)
-    assert resumed["resumed_from_step"] >= killed_at
+    assert resumed["resumed_from_step"] == killed_at
     for name in ("rmse", "mae", "ssim", "best_val_rmse", "bias"):
         assert resumed[name] == pytest.approx(reference[name], rel=1e-6, abs=1e-9), name
 

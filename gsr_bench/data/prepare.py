@@ -21,7 +21,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from gsr_bench.errors import DataError, DiskFullError, check_room
+from gsr_bench.faults import kill_point
 from gsr_bench.parallel import Partial, default_workers, ordered_map, worker_pool
+from gsr_bench.protocol import GUIDE_DTYPES
 
 if TYPE_CHECKING:  # h5py is imported where used: pool workers only read tiles
     import h5py
@@ -31,7 +33,6 @@ if TYPE_CHECKING:  # h5py is imported where used: pool workers only read tiles
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = "3"  # 3: written at the protocol's crop, from any GSRDataset; extras under extra/
-GUIDE_DTYPES = ("float16", "float32")
 
 
 def block_mean(image: np.ndarray, valid: np.ndarray, scale: int) -> np.ndarray:
@@ -202,13 +203,14 @@ def _prepare(
                 [tiles[i] for i in pending],
                 pool=pool,
             )
-            for i, item in zip(pending, results, strict=True):
+            for written, (i, item) in enumerate(zip(pending, results, strict=True), start=1):
                 # HDF5 leaves a file it failed to write corrupt; one closed between tiles resumes
                 need = 2 * sum(getattr(item, k).nbytes for k in ("guide", "target", "valid", "source"))
                 check_room(partial.parent, need + 2**20, str(partial))
                 _write(f, i, item, dataset)
                 f.flush()  # a tile is ~100 ms of work: flushing each one bounds what a kill loses
                 bar.update()
+                kill_point("prepare", written)
         except DiskFullError:
             raise
         except DataError as exc:

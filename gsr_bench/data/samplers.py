@@ -32,6 +32,7 @@ import torch
 
 from gsr_bench import distributed
 from gsr_bench.errors import GsrBenchError
+from gsr_bench.protocol import TIERS
 
 if TYPE_CHECKING:
     from gsr_bench.data.tiles import TileArrays, TileSet
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TIERS = ("auto", "device", "pinned", "stream")
 Plan = dict[str, torch.Tensor]  # tiles [B], offset [B, 2] (pixels), variant [B] (0-7)
 
 
