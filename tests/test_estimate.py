@@ -41,23 +41,31 @@ def _rates(folder: Path) -> Path:
 
 
 def test_job_times_follow_the_protocol_budget(tmp_path: Path) -> None:
+    """Times worked out by hand from quick's numbers (300 steps of 8 patches of 60 px, a
+    validation on 8 chips every 100 steps, 24 test chips of 250 px, P2P's 16 iterations) and the
+    rates above.
+
+    Fails if the budget drops the batch or the patch size, forgets the validations, counts the
+    test chips at the protocol's crop wrong, or prices P2P's iterations beyond the two the bench
+    measured other than per batch of 4."""
     _rates(tmp_path)
     rates = load_rates(tmp_path / "bench", "cpu")
     proto = load_protocol("quick")
     jobs = plan_jobs(PluginManager(), ["bicubic", "msg", "p2p"], ["biomassters-synthetic"], proto, [0])
     found, data = estimate(jobs, rates)
     by = {e.method: e for e in found}
-    t = proto.train
-    test_px = proto.datasets["biomassters-synthetic"]["test_chips"] * 250 * 250
-    assert by["bicubic"].train_s == 0 and by["bicubic"].eval_s == pytest.approx(test_px / 10e6)
-    train_s = t.steps * t.batch_size * t.patch_size**2 / 0.5e6
-    val_s = (t.steps // t.val_every) * 8 * 250 * 250 / 1e6  # 8 of the 80 train chips validate
-    assert by["msg"].train_s == pytest.approx(train_s + val_s)
-    calls = proto.datasets["biomassters-synthetic"]["test_chips"] / 4
-    p2p_eval = test_px / 0.1e6 + calls * 0.5 * (t.per_image_iterations - 2)
-    assert by["p2p"].eval_s == pytest.approx(p2p_eval)
+    # 24 x 250² px = 1.5 Mpx at 10 Mpix/s
+    assert by["bicubic"].train_s == 0 and by["bicubic"].eval_s == pytest.approx(0.15)
+    # 300 x 8 x 60² px = 8.64 Mpx trained at 0.5 Mpix/s: 17.28 s; 3 validations x 8 x 250² px =
+    # 1.5 Mpx predicted at 1 Mpix/s: 1.5 s
+    assert by["msg"].train_s == pytest.approx(18.78)
+    assert by["msg"].eval_s == pytest.approx(1.5)
+    # 1.5 Mpx at 0.1 Mpix/s: 15 s; 6 batches of 4 x 0.5 s x (16 - 2) more iterations: 42 s
+    assert by["p2p"].eval_s == pytest.approx(57.0)
     (d,) = data
-    assert d.chips == 104 and d.gigabytes == pytest.approx(104 * (250 * 250 * (14 * 2 + 5) + 2500) / 1e9)
+    # 104 chips of 250² px: 14 guide channels in float16, the target (float32) and mask (bool),
+    # and the 25² source in float32
+    assert d.chips == 104 and d.gigabytes == pytest.approx(104 * (62500 * (28 + 4 + 1) + 2500) / 1e9)
 
 
 def test_estimate_command_prints_the_table_and_warns(

@@ -17,6 +17,7 @@ from gsr_bench.plugins import PluginManager
 from gsr_bench.protocol import Degradation, load_protocol
 from gsr_bench.training import TrainContext, train_method, validation_rmse
 from gsr_bench_datasets.biomassters.dataset import BioMassters
+from gsr_bench_methods.interpolation import Interpolation
 
 
 class TinyResidual(TorchMethod):
@@ -78,14 +79,22 @@ def _train(splits, seed: int, steps: int = 40) -> tuple[TinyResidual, dict[str, 
 
 
 def test_training_improves_on_the_untrained_network(splits) -> None:  # type: ignore[no-untyped-def]
+    """Training learns a residual worth adding to bicubic: the trained network beats bicubic
+    itself, not just its own random start (which adds noise to bicubic).
+
+    Fails if the optimizer does not reach the network, the loss reads the wrong target or pixels,
+    or the best weights are not the ones restored: each leaves the residual at noise or worse.
+    Measured at seed 0: untrained 55.00, bicubic 54.86, trained 53.31 (-2.8 %)."""
     info = splits.info
     torch.manual_seed(0)
     untrained = TinyResidual(TaskInfo(info.guide_channels, 10, 60, info.target_mean, info.target_std, 500.0))
     before = validation_rmse(untrained, splits.val)
-    _, out = _train(splits, 0)
+    bicubic = validation_rmse(Interpolation(untrained.task, mode="bicubic"), splits.val)
+    trained, out = _train(splits, 0)
     # synthetic v3 hides most of the 10 m texture from the guide, as on real chips (guide R² of
-    # the within-block part 0.21): 40 steps gain about 3 % over the untrained residual (v2: 10 %)
-    assert out["best_val_rmse"] < 0.985 * before
+    # the within-block part 0.21): 40 steps gain about 3 %
+    assert out["best_val_rmse"] < 0.985 * min(before, bicubic)
+    assert validation_rmse(trained, splits.val) == pytest.approx(out["best_val_rmse"], rel=1e-6)
     assert out["train_steps"] == 40
 
 

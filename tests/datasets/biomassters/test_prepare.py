@@ -140,8 +140,20 @@ def test_parallel_prepare_equals_serial(synth_root: Path, prepared: dict[str, Pa
     out = prepare_split(
         BioMassters(str(synth_root)), "test", tmp_path / "p.h5", 250, workers=2, progress=False
     )
+    """Every dataset and attribute of the store, not the guide alone: fails if workers write
+    tiles to the wrong rows (ids, targets and masks out of step with the guide), lose the
+    fallback months, or sum the statistics in another order."""
     with h5py.File(prepared["test"], "r") as a, h5py.File(out, "r") as b:
-        np.testing.assert_array_equal(a["guide"][:], b["guide"][:])
+        names: list[str] = []
+        a.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+        others: list[str] = []
+        b.visititems(lambda name, obj: others.append(name) if isinstance(obj, h5py.Dataset) else None)
+        assert sorted(names) == sorted(others) and {"guide", "target", "valid", "chip_id"} <= set(names)
+        for name in names:
+            np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
+        assert sorted(a.attrs) == sorted(b.attrs)
+        for key in set(a.attrs) - {"prepared_at"}:  # the one attribute that is the clock's
+            np.testing.assert_array_equal(a.attrs[key], b.attrs[key], err_msg=key)
 
 
 def test_cli_prepare_error_is_one_line_and_leaves_nothing(
