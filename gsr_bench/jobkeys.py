@@ -61,6 +61,7 @@ PROTOCOL_FIELDS: dict[str, str | None] = {
     "device.bf16": None,
     "device.channels_last": None,
     "device.compile": None,
+    "device.deterministic": None,
     "loader.tier": None,  # every tier serves the same batches for a seed
     "loader.memory_fraction": None,
     "loader.workers": None,

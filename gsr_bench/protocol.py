@@ -102,16 +102,23 @@ class Device:
     bf16: bool = False
     channels_last: bool = False
     compile: bool = False
+    # deterministic algorithms (torch.use_deterministic_algorithms, cuDNN without autotuning):
+    # the same seed gives the same numbers on a GPU too, at some cost in speed; a CPU's are anyway
+    deterministic: bool = True
 
     def applied(self, device_type: str) -> dict[str, bool]:
-        """The flags that take effect on a device of ``device_type``: channels_last anywhere,
-        bf16 autocast and torch.compile on CUDA only (what a job's key hashes as its numerics)."""
+        """The flags that change the numbers on a device of ``device_type``, which a job's key
+        hashes as its numerics: channels_last anywhere; bf16 autocast, torch.compile and
+        deterministic algorithms on CUDA only (a CPU's kernels are deterministic either way)."""
         cuda = device_type == "cuda"
-        return {
+        flags = {
             "bf16": bool(cuda and self.bf16),
             "channels_last": bool(self.channels_last),
             "compile": bool(cuda and self.compile),
         }
+        if cuda:  # absent on a CPU, where it changes nothing: CPU keys stay as they were
+            flags["deterministic"] = bool(self.deterministic)
+        return flags
 
 
 @dataclass(frozen=True)

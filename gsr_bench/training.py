@@ -58,7 +58,12 @@ def seed_everything(seed: int) -> None:
 
 def masked_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, kind: str) -> torch.Tensor:
     """Mean loss over valid pixels, by weighting rather than boolean indexing: indexing by a
-    mask needs the count of its pixels on the host, a device sync every step."""
+    mask needs the count of its pixels on the host, a device sync every step.
+
+    Under DDP the mean is over the valid pixels of the whole batch, every rank's: each rank
+    divides its sum by the global count (times the world size, as DDP averages the gradients),
+    so N ranks holding different numbers of valid pixels train as one process does.
+    """
     weight = valid.to(pred.dtype)
     diff = (pred - target) * weight
     if kind == "l1":
@@ -67,7 +72,13 @@ def masked_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, k
         total = (diff * diff).sum()
     else:
         raise TrainingError(f"unknown loss {kind!r}; known: l1, l2")
-    return total / weight.sum().clamp_min(1)
+    count = weight.sum().detach()
+    _, size = distributed.world()
+    if size > 1:
+        count = count.clone()
+        torch.distributed.all_reduce(count)
+        return total * size / count.clamp_min(1)
+    return total / count.clamp_min(1)
 
 
 @torch.no_grad()
@@ -124,12 +135,19 @@ def configure_device(method: TorchMethod, ctx: TrainContext) -> dict[str, Any]:
     torch.compile on CUDA); returns what took effect."""
     # oneDNN's convolutions run NHWC too: 10-40 % faster training steps on a CPU
     effective = ctx.flags.applied(ctx.device.type)
+    deterministic = bool(ctx.flags.deterministic)
+    if deterministic and ctx.device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's deterministic mode
+    # set for every job, either way: the flags are the process's, and the previous job's may differ
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
     if effective["channels_last"]:
         method.net.to(memory_format=torch.channels_last)
     if effective["compile"]:
         method.net.compile()  # in place: state_dict keys stay those of the plain module
     method.autocast = effective["bf16"]
-    return effective
+    return {**effective, "deterministic": deterministic}
 
 
 def _load_checkpoint(ckpt: Path, ctx: TrainContext, method: TorchMethod) -> dict[str, Any] | None:
@@ -235,7 +253,9 @@ def _train(
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())  # map_location moved it to the device
+        if ctx.device.type == "cuda" and "cuda_rng" in state:  # dropout and friends draw there
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), ctx.device)
         random.setstate(state["python_rng"])
         step, best_rmse, best_state = state["step"], state["best_rmse"], state["best_model"]
         history = list(state.get("history", []))
@@ -302,6 +322,11 @@ def _train(
                     "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(),
                     "torch_rng": torch.get_rng_state(),
+                    **(
+                        {"cuda_rng": torch.cuda.get_rng_state(ctx.device)}
+                        if ctx.device.type == "cuda"
+                        else {}
+                    ),
                     "python_rng": random.getstate(),
                     "step": step,
                     "best_rmse": best_rmse,

@@ -54,6 +54,7 @@ CHANGED: dict[str, Any] = {
     "device.bf16": True,  # takes effect on CUDA only: no key moves on this CPU
     "device.channels_last": False,
     "device.compile": True,  # CUDA only, as bf16
+    "device.deterministic": False,  # changes a GPU's numbers only: no key moves on this CPU
     "loader.tier": "stream",
     "loader.memory_fraction": 0.25,
     "loader.workers": 1,
@@ -109,6 +110,12 @@ def test_a_method_hashes_its_own_table_only() -> None:
 def test_numerics_are_those_the_device_applies() -> None:
     assert Device(bf16=True, compile=True).applied("cpu") == Device().applied("cpu")
     assert Device(bf16=True).applied("cuda")["bf16"] and Device(compile=True).applied("cuda")["compile"]
+    # deterministic algorithms change a GPU's numbers, never a CPU's: hashed on CUDA only
+    assert Device(deterministic=False).applied("cpu") == Device().applied("cpu")
+    assert (
+        Device().applied("cuda")["deterministic"]
+        and not Device(deterministic=False).applied("cuda")["deterministic"]
+    )
 
 
 def test_command_line_options_move_exactly_their_keys(tmp_path: Path, real_sample: Path) -> None:

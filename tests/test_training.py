@@ -132,6 +132,8 @@ def test_learned_method_runs_through_the_runner(workdir: Path, plugin_manager: P
     assert run.data.params["chosen.loader.tier"] == "auto"  # but is recorded
     assert run.data.metrics["train_tiles_s"] > 0 and 0 <= run.data.metrics["data_wait_share"] < 1
     assert run.data.params["method.overrides.train.lr"] == "0.003"
+    # [device] deterministic (on by default) applied, and logged with the other device flags
+    assert run.data.metrics["device_deterministic"] == 1.0 and torch.are_deterministic_algorithms_enabled()
     # the loss and the validation RMSE as series, each at its step: a learned method that ends
     # worse than bicubic can be read from the MLflow UI's charts
     client = Tracker(workdir / "results").client
