@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gsr_bench.errors import GsrBenchError
+from gsr_bench.faults import raise_point
 from gsr_bench.jobkeys import EVAL, TRAIN, digest, protocol_part, without_code
 from gsr_bench.plugins import PluginManager
 from gsr_bench.protocol import Protocol
@@ -554,24 +555,42 @@ class Runner:
                     job, self.cache_dir, self.results_dir / "checkpoints", device
                 )
                 pending[ref] = (job, run_id, tags)
-            while pending:
-                (done,), _ = ray.wait(list(pending), num_returns=1)
-                job, run_id, tags = pending.pop(done)
-                result, artifacts = ray.get(done)
-                workdir = Path(tempfile.mkdtemp(prefix="gsr-bench-"))
-                for name, data in artifacts.items():
-                    (workdir / name).write_bytes(data)
-                result.tags, result.run_id, result.artifacts = tags, run_id, workdir
-                try:
-                    self._log(result)
-                finally:
-                    self.tracker.end(run_id, result.status)
-                    shutil.rmtree(workdir, ignore_errors=True)
-                results.append(result)
+            try:
+                results += self._collect_ray(ray, pending)
+            finally:
+                for _, run_id, _ in pending.values():  # interrupted: no run stays RUNNING
+                    self.tracker.end(run_id, "KILLED")
             return results
         finally:
             if started_here:
                 ray.shutdown()
+
+    def _collect_ray(self, ray: Any, pending: dict[Any, tuple[Job, str, dict[str, str]]]) -> list[JobResult]:
+        """Log each Ray task's result as it finishes; a task that raised (its worker died, its data
+        could not load) fails its own run and the others go on."""
+        results = []
+        while pending:
+            (done,), _ = ray.wait(list(pending), num_returns=1)
+            job, run_id, tags = pending[done]
+            try:
+                result, artifacts = ray.get(done)
+            except Exception as exc:
+                cause = getattr(exc, "cause", None) or exc  # a RayTaskError wraps the task's own
+                error = f"{type(cause).__name__}: {(str(cause).strip().splitlines() or [''])[0]}"
+                result, artifacts = JobResult(job, "FAILED", error=error, traceback=str(exc)), {}
+                log.warning("%s failed in its Ray task: %s", job.name, error)
+            del pending[done]
+            workdir = Path(tempfile.mkdtemp(prefix="gsr-bench-"))
+            for name, data in artifacts.items():
+                (workdir / name).write_bytes(data)
+            result.tags, result.run_id, result.artifacts = tags, run_id, workdir
+            try:
+                self._log(result)
+            finally:
+                self.tracker.end(run_id, result.status)
+                shutil.rmtree(workdir, ignore_errors=True)
+            results.append(result)
+        return results
 
     def _log(self, r: JobResult) -> None:
         # the whole resolved protocol, then what the key hashes (the same names agree)
@@ -738,6 +757,7 @@ def _remote_job(
     """A job in a Ray worker: everything but MLflow; the artifacts travel back as bytes."""
     import torch
 
+    raise_point("remote", job.method.name)
     splits = load_splits(job, cache_dir)
     workdir = Path(tempfile.mkdtemp(prefix="gsr-bench-ray-"))
     try:

@@ -189,3 +189,29 @@ def test_ray_client_join_tries_again_when_its_server_dies(caplog: pytest.LogCapt
     with pytest.raises(GsrBenchError):  # a GCS address has no per-client server to retry
         _join_ray(dead, "127.0.0.1:6379", wait_s=0)
     assert len(calls) == 1
+
+
+def test_a_ray_task_that_raises_fails_its_run_and_the_others_go_on(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A task that raises outside the job's own error handling (its data cannot load, its worker
+    dies) left every pending MLflow run RUNNING and stopped the driver."""
+    ray = pytest.importorskip("ray", reason="the dev extra installs ray")
+    from gsr_bench.faults import RAISE_ENV
+
+    monkeypatch.setenv(RAISE_ENV, "remote:bilinear")  # before ray.init: the workers inherit it
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        args = ["run", "-m", "nearest", "-m", "bilinear", "--protocol", "smoke", "-q", "--no-leaderboard"]
+        assert main([*args, "--executor", "ray"]) == 1
+    finally:
+        ray.shutdown()
+    tracker = Tracker(workdir / "results")
+    status = {
+        r.data.tags["method"]: (r.info.status, r.data.tags.get("error", ""))
+        for s in ("FINISHED", "FAILED", "RUNNING", "KILLED")
+        for r in tracker.runs(s)
+    }
+    assert status["nearest"] == ("FINISHED", "")
+    assert status["bilinear"][0] == "FAILED" and "InjectedFault: injected failure" in status["bilinear"][1]
+    assert "bilinear" in capsys.readouterr().out
