@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -451,11 +452,21 @@ class Runner:
         distributed.barrier()  # DDP: the data is prepared before the other ranks read it
         if self.executor == "ray":
             return results + self.run_ray(todo, self.ray_address)
+        left = Counter(_data_key(j) for j in todo)
         bar = tqdm(todo, unit="job", desc="jobs", disable=not self.progress, dynamic_ncols=True)
         for job in bar:
             bar.set_postfix_str(job.name)
             results.append(self.run_one(job))
+            left[_data_key(job)] -= 1
+            if not left[_data_key(job)]:  # its last job: the tiles it kept resident go
+                self.release(job)
         return results
+
+    def release(self, job: Job) -> None:
+        """Forget the splits of ``job``'s data key, with the tiles they keep on the device."""
+        splits = self._splits.pop(_data_key(job), None)
+        if splits is not None:
+            release_splits(splits)
 
     def _tags(self, job: Job, device: Any) -> dict[str, str]:
         from gsr_bench.metrics import METRICS_REVISION
@@ -669,13 +680,25 @@ def _check_reachable(address: str | None) -> None:
 
 
 def _data_key(job: Job) -> str:
-    """Jobs with equal keys read the same tiles."""
+    """Jobs with equal keys read the same tiles: the dataset with its options, the protocol's
+    task and data fields (what a split is read and cropped with), and the test set. Not the
+    training fields: methods with their own budget share one copy of the splits."""
+    import dataclasses
+
     test = job.test.config() if job.test else None
-    return json.dumps(
-        [job.dataset.name, dict(job.dataset_options), job.protocol.fingerprint(), test],
-        sort_keys=True,
-        default=str,
-    )
+    proto = job.protocol
+    parts = [job.dataset.name, dict(job.dataset_options), dataclasses.asdict(proto.task)]
+    return json.dumps([*parts, dataclasses.asdict(proto.data), test], sort_keys=True, default=str)
+
+
+def release_splits(splits: Any) -> None:
+    """Free the tiles ``splits`` keep in memory (on a GPU: the device tier's whole train split)."""
+    for tiles in {id(t): t for t in (splits.train, splits.val, splits.test)}.values():
+        tiles.release()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def load_splits(job: Job, cache_dir: Path, progress: bool = False, workers: int | None = 1) -> Any:
@@ -710,6 +733,7 @@ def follow(
         return
     distributed.barrier()
     loaded: dict[str, Any] = {}
+    left = Counter(_data_key(by_key[key]) for key in keys)
     for key in keys:
         job = by_key[key]
         data_key = _data_key(job)
@@ -721,6 +745,9 @@ def follow(
             execute_job(job, splits, device, workdir, checkpoints, False, manager)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+        left[data_key] -= 1
+        if not left[data_key]:
+            release_splits(loaded.pop(data_key))
 
 
 def execute_job(

@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -288,3 +289,42 @@ def test_other_composites_reach_the_regression_methods(workdir: Path, composite:
         with h5py.File(path, "r") as f:
             channels.add(tuple(json.loads(f.attrs["guide_channels"])))
     assert COMPOSITES[composite][1] in channels
+
+
+def test_one_copy_of_the_splits_per_data_key_freed_after_its_last_job(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Methods with their own training budget read the same tiles: one copy of the splits, not
+    one per protocol fingerprint (at paper scale, copies of a 15 GB train split stacked up on the
+    GPU), released once the last job that reads it is done."""
+    from gsr_bench import runner as runner_module
+    from gsr_bench.plugins import get_plugin_manager
+    from gsr_bench.protocol import load_protocol
+    from gsr_bench.runner import Runner, _data_key, plan_jobs
+
+    quick = load_protocol("quick")
+    pm = get_plugin_manager()
+    dada, msg, utae = (
+        plan_jobs(pm, [m], ["biomassters-synthetic"], quick, [0])[0] for m in ("dada", "msg", "utae")
+    )
+    assert dada.protocol.fingerprint() != msg.protocol.fingerprint()  # quick's [method_train.dada]
+    assert _data_key(dada) == _data_key(msg)
+    assert _data_key(utae) != _data_key(msg)  # the monthly guide: other tiles
+    loads: list[Any] = []
+    real = runner_module.load_splits
+
+    def counted(job: Any, *args: Any, **kw: Any) -> Any:
+        loads.append(real(job, *args, **kw))
+        return loads[-1]
+
+    monkeypatch.setattr(runner_module, "load_splits", counted)
+    smoke = load_protocol("smoke").with_overrides({"method_train": {"msg-ng": {"steps": 4}}}, "test")
+    jobs = plan_jobs(pm, ["msg-ng", "bilinear"], ["biomassters-synthetic"], smoke, [0])
+    assert jobs[0].protocol.fingerprint() != jobs[1].protocol.fingerprint()
+    runner = Runner(pm, Tracker(workdir / "results"), workdir / "results", "cpu", progress=False)
+    results = runner.run(jobs)
+    assert [r.status for r in results] == ["FINISHED", "FINISHED"]
+    assert len(loads) == 1 and not runner._splits
+    (splits,) = loads
+    assert jobs[0].protocol.loader.tier == "auto" and splits.train._file is None  # read, then let go
+    assert not splits.train._resident and not splits.test._cache

@@ -128,6 +128,15 @@ class TileSet(torch.utils.data.Dataset):
             "id": chip_id,
         }
 
+    def release(self) -> None:
+        """Drop what this set keeps in memory (resident arrays, cached samples, the HDF5 handle);
+        it reads again from its file if used later."""
+        self._resident.clear()
+        self._cache.clear()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
     def ids(self) -> list[str]:
         """The tile ids of this set, in its order."""
         names = self._h5()["chip_id"]
