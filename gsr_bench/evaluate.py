@@ -16,6 +16,7 @@ from gsr_bench.data.tiles import Splits, TileSet
 from gsr_bench.method import Method, TaskInfo
 from gsr_bench.metrics import ExtraMetric, MetricAccumulator
 from gsr_bench.ops import project_to_source, synchronize
+from gsr_bench.outputs import check_output
 from gsr_bench.registry import resolve_factory
 from gsr_bench.training import TrainContext, seed_everything
 
@@ -89,6 +90,8 @@ def evaluate(
         pred = method.predict(guide, source)
         synchronize(device)
         seconds += time.perf_counter() - t0
+        if not start:
+            check_output(method, "predict", pred, b["target"])
         pred = pred.float().cpu()
         if not torch.isfinite(pred).all():
             raise ValueError(f"non-finite predictions on tiles {b['id'][:3]}...")

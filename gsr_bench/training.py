@@ -29,6 +29,7 @@ from gsr_bench.data.tiles import TileSet
 from gsr_bench.errors import GsrBenchError
 from gsr_bench.faults import kill_point
 from gsr_bench.method import TorchMethod
+from gsr_bench.outputs import MethodOutputError, check_output, describe_mismatch
 from gsr_bench.protocol import Device, Loader, Train
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,9 @@ def masked_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, k
     divides its sum by the global count (times the world size, as DDP averages the gradients),
     so N ranks holding different numbers of valid pixels train as one process does.
     """
+    mismatch = describe_mismatch(pred, target)
+    if mismatch:  # before broadcasting [B, H, W] against [B, 1, H, W] trains on nonsense
+        raise MethodOutputError(f"forward {mismatch}")
     weight = valid.to(pred.dtype)
     diff = (pred - target) * weight
     if kind == "l1":
@@ -86,7 +90,10 @@ def validation_rmse(method: TorchMethod, tiles: TileSet, batch_size: int = 8) ->
     sq, n = 0.0, 0.0
     for start in range(0, len(tiles), batch_size):
         b = tiles.batch(range(start, min(start + batch_size, len(tiles))))
-        pred = method.predict(b["guide"], b["source"]).cpu()
+        pred = method.predict(b["guide"], b["source"])
+        if not start:
+            check_output(method, "predict", pred, b["target"])
+        pred = pred.cpu()
         v = b["valid"]
         sq += float(((pred - b["target"])[v] ** 2).sum())
         n += float(v.sum())
@@ -282,8 +289,11 @@ def _train(
     for batch in sampler.batches(step, cfg.steps):
         net.train()
         batch["guide"] = batch["guide"].contiguous(memory_format=layout or torch.contiguous_format)
-        with _autocast(ctx):
-            loss = method.training_loss(batch, cfg.loss)
+        try:
+            with _autocast(ctx):
+                loss = method.training_loss(batch, cfg.loss)
+        except MethodOutputError as exc:  # masked_loss checks what forward returned
+            raise MethodOutputError(f"method {getattr(method.spec, 'name', '?')!r}: {exc}") from None
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

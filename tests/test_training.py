@@ -11,7 +11,7 @@ from torch import nn
 from gsr_bench import MethodSpec, hookimpl
 from gsr_bench.cli import main
 from gsr_bench.data.tiles import open_prepared
-from gsr_bench.method import TaskInfo, TorchMethod
+from gsr_bench.method import Method, TaskInfo, TorchMethod
 from gsr_bench.ops import upsample
 from gsr_bench.plugins import PluginManager
 from gsr_bench.protocol import Degradation, load_protocol
@@ -165,3 +165,52 @@ def test_channels_last_on_a_cpu_gives_the_same_network(splits) -> None:  # type:
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     for a, b in zip(nets[False].parameters(), nets[True].parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
+class DropsChannel(TinyResidual):
+    def forward(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        return super().forward(guide, source)[:, 0]  # [B, H, W]: broadcasts in a loss
+
+
+class ThreeBands(Method):
+    def predict(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        return upsample(source, self.task.scale, "nearest").repeat(1, 3, 1, 1)
+
+
+class WrongOutputs:
+    @hookimpl
+    def gsr_bench_register_methods(self, register):  # type: ignore[no-untyped-def]
+        register(MethodSpec("drops-channel", "gsr", "1", "forward drops the channel", DropsChannel))
+        register(MethodSpec("three-bands", "sr", "1", "predicts 3 bands", ThreeBands))
+
+
+def test_output_of_the_wrong_shape_is_one_line_at_the_first_step(
+    workdir: Path, plugin_manager: PluginManager, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A forward that drops the channel dimension trained 20 steps on a broadcast loss before
+    failing at validation with a raw torch error; a prediction of 3 bands failed in the metrics."""
+    plugin_manager.register(WrongOutputs(), "wrong", "tests")
+    args = [
+        "run",
+        "-m",
+        "drops-channel",
+        "-m",
+        "three-bands",
+        "--protocol",
+        "smoke",
+        "-q",
+        "--no-leaderboard",
+    ]
+    assert main(args) == 1
+    from gsr_bench.tracking import Tracker
+
+    errors = {
+        r.data.tags["method"]: r.data.tags["error"] for r in Tracker(workdir / "results").runs("FAILED")
+    }
+    assert errors == {
+        "drops-channel": "MethodOutputError: method 'drops-channel': forward returned [4, 30, 30] float32, "
+        "expected [4, 1, 30, 30] floating point",
+        "three-bands": "MethodOutputError: method 'three-bands': predict returned [4, 3, 60, 60] float32, "
+        "expected [4, 1, 60, 60] floating point",
+    }
+    assert not list((workdir / "results" / "checkpoints").glob("*/last.pt"))  # no step was taken
