@@ -247,6 +247,17 @@ class GSRDataset:
                     signature,
                 )
                 shutil.rmtree(folder)
+        missing = [s for s in splits if not (folder / f"{s}.h5").exists()]
+        empty = [s for s in missing if not self.tiles(s)]
+        if empty:  # before any split is prepared: a run would stop at the empty one anyway
+            from gsr_bench.errors import DataError
+
+            opts = ", ".join(f"{k}={v}" for k, v in self.options().items())
+            raise DataError(
+                f"dataset {self.name!r}: the {' and '.join(empty)} split has no tiles"
+                + (f" (options {opts})" if opts else "")
+                + "; nothing was prepared"
+            )
         folder.mkdir(parents=True, exist_ok=True)
         marker.write_text(signature + "\n")
         paths = {}

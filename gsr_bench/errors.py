@@ -17,7 +17,11 @@ class UnknownNameError(GsrBenchError, KeyError):
 
     def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
         known = sorted(known)
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        same_case = [k for k in known if k.lower() == name.lower()]  # -m DGF for dgf
+        lowered = {k.lower(): k for k in known}
+        close = same_case or [
+            lowered[c] for c in difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.5)
+        ]
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         listing = f" Known: {', '.join(known)}." if known else f" No {kind}s are registered."
         super().__init__(f"unknown {kind} {name!r}.{hint}{listing}")

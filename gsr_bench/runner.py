@@ -180,13 +180,38 @@ def dataset_options(
     options.update(given)
     if root and "root" in params:
         options["root"] = root
+    elif root and strict and not takes_any:
+        raise GsrBenchError(
+            f"dataset {spec.name!r} reads no folder: --root is for datasets read from one "
+            "(biomassters); drop it"
+        )
     unknown = [k for k in options if params and k not in params and not takes_any]
     if unknown:
         allowed = ", ".join(n for n in params if n != "self") or "none"
         raise GsrBenchError(
             f"dataset {spec.name!r} has no option {', '.join(map(repr, unknown))} (its options: {allowed})"
         )
+    for key, value in options.items():
+        _check_option_type(f"dataset {spec.name!r}", key, value, params.get(key))
     return options
+
+
+def _check_option_type(owner: str, key: str, value: Any, param: Any) -> None:
+    """A value of another type than the parameter's default (``-O tile=abc`` for an int), in
+    one line naming the option and the type it takes."""
+    import inspect
+
+    default = getattr(param, "default", inspect.Parameter.empty)
+    if default is inspect.Parameter.empty or default is None:
+        return
+    kind = type(default)
+    fits = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        fits = True
+    if not fits and kind in (bool, int, float, str):
+        raise GsrBenchError(
+            f"{owner} option {key!r} takes {kind.__name__} (default {default!r}), got {value!r}"
+        )
 
 
 def _check_sizes(dataset: Any, protocol: Protocol, method: str) -> None:
@@ -289,12 +314,38 @@ def plan_jobs(
             chosen = list(seeds if seeds is not None else proto.seeds)
             numerics = proto.device.applied(select_device(device, proto.device.policy).type)
             code = code_fingerprint(m.factory)
+            method_options = dict(proto.methods.get(m.name, {}))
+            _check_method_options(m, method_options, proto.name)
             for seed in chosen if m.seeded else chosen[:1]:
-                method_options = dict(proto.methods.get(m.name, {}))
                 jobs.append(
                     Job(m, d, proto, int(seed), method_options, options, described, test, numerics, code)
                 )
     return jobs
+
+
+def _check_method_options(spec: MethodSpec, options: Mapping[str, Any], protocol: str) -> None:
+    """The protocol's ``[methods.NAME]`` table against the factory's keywords, before any job
+    runs: a misspelt option is one line with the closest names, not a TypeError mid-run."""
+    import difflib
+    import inspect
+
+    try:
+        params = dict(inspect.signature(check_factory("method", spec)).parameters)
+    except (TypeError, ValueError):
+        return
+    params.pop("task", None)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    for key, value in options.items():
+        if key not in params:
+            close = difflib.get_close_matches(key, list(params), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            known = ", ".join(params) or "none"
+            raise GsrBenchError(
+                f"protocol {protocol!r} [methods.{spec.name}]: method {spec.name!r} has no option "
+                f"{key!r}{hint} (its options: {known})"
+            )
+        _check_option_type(f"method {spec.name!r}", key, value, params[key])
 
 
 def _factory_params(spec: DatasetSpec) -> Mapping[str, Any]:

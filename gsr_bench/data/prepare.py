@@ -87,6 +87,10 @@ def prepare_tile(dataset: GSRDataset, crop: int, guide_dtype: str, tile: Any) ->
     )
 
 
+class TileSizeError(DataError):
+    """A tile smaller than the crop: a matter of options or protocol, not of a broken file."""
+
+
 def _checked(dataset: GSRDataset, sample: Sample, crop: int) -> tuple[np.ndarray, np.ndarray]:
     where = f"dataset {dataset.name!r} tile {sample.id!r}"
     guide, target = np.asarray(sample.guide), np.asarray(sample.target)
@@ -104,7 +108,12 @@ def _checked(dataset: GSRDataset, sample: Sample, crop: int) -> tuple[np.ndarray
         raise DataError(f"{where}: valid mask of shape {np.shape(sample.valid)}, expected {target.shape}")
     h, w = target.shape
     if h < crop or w < crop:
-        raise DataError(f"{where}: {w}x{h} pixels, smaller than the protocol's crop {crop}")
+        opts = ", ".join(f"{k}={v}" for k, v in dataset.options().items())
+        raise TileSizeError(
+            f"{where}: {w}x{h} pixels, smaller than the protocol's crop {crop}"
+            + (f"; with options {opts} the dataset makes tiles of that size" if opts else "")
+            + ": choose options that give larger tiles, or a protocol with a smaller task.crop"
+        )
     return guide, target
 
 
@@ -211,7 +220,7 @@ def _prepare(
                 f.flush()  # a tile is ~100 ms of work: flushing each one bounds what a kill loses
                 bar.update()
                 kill_point("prepare", written)
-        except DiskFullError:
+        except (DiskFullError, TileSizeError):
             raise
         except DataError as exc:
             raise DataError(
