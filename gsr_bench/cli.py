@@ -386,14 +386,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     from gsr_bench.estimate import estimate, load_rates
+    from gsr_bench.plugins import get_plugin_manager
 
     jobs = _planned_jobs(args)
     if args.device is None:
         import torch
 
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    rates = load_rates(Path(args.results) / "bench", args.device, Path(args.rates) if args.rates else None)
-    found, data = estimate(jobs, rates)
+    try:
+        rates = load_rates(
+            Path(args.results) / "bench", args.device, Path(args.rates) if args.rates else None
+        )
+    except GsrBenchError:
+        if args.rates:
+            raise
+        args.rates = "h200-reference"  # plan anyway, and say from what
+        print(
+            f"warning: no saved bench rates for {args.device} in {args.results}/bench: planning with the "
+            "shipped H200 reference rates (time this machine with `gsr-bench bench`)",
+            file=sys.stderr,
+        )
+        rates = load_rates(Path(args.results) / "bench", None, Path(args.rates))
+    found, data, missing = estimate(jobs, rates, get_plugin_manager())
     rows = [
         [e.name, f"{e.train_s / 3600:.2f}", f"{e.eval_s / 3600:.2f}", f"{e.total_s / 3600:.2f}", e.basis]
         for e in found
@@ -405,6 +419,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     print(_table(rows, ["job", "train h", "eval h", "total h", "from"]))
     for d in data:
         print(f"data to prepare (unless cached): {d.dataset}: {d.chips:,} chips, {d.gigabytes:.1f} GB")
+    for name, why in missing.items():
+        print(f"warning: method {name!r} is not in the total: {why}", file=sys.stderr)
     if total_h > args.max_hours:
         print(f"warning: {total_h:.1f} hours exceeds --max-hours {args.max_hours:g}", file=sys.stderr)
         return 1 if args.strict else 0

@@ -103,6 +103,8 @@ def estimate_job(job: Any, counts: dict[str, int], rates: dict[str, dict[str, An
         eval_s += calls * rate["iteration_s"] * (p.train.per_image_iterations - timed_iterations)
         per_call = f"{rate['iteration_s'] * 1e3:.3g} ms / {rate['batch']} tiles"
         basis = f"{p.train.per_image_iterations} iterations x {per_call}"
+    if rate.get("derived"):
+        basis = rate["derived"]
     timed = {k: v for k, v in (rate.get("options") or {}).items() if k != "iterations"}
     used = {k: job.method_options.get(k) for k in timed}
     if timed != used:  # e.g. ResNeXt timed at the CPU width, run at the paper's
@@ -110,12 +112,74 @@ def estimate_job(job: Any, counts: dict[str, int], rates: dict[str, dict[str, An
     return JobEstimate(job.name, name, job.seed, train_s, eval_s, basis)
 
 
+def flops_per_mpix(spec: Any, channels: int = 14) -> tuple[float, bool]:
+    """FLOPs torch counts in one prediction of a 250 x 250 tile on the CPU, per output Mpix
+    (convolutions and products only: elementwise work such as DADA's diffusion is not counted),
+    and whether the method is trained."""
+    import torch
+
+    from gsr_bench.bench import SERIES_PERIODS, bench_inputs, bench_options, count_flops
+    from gsr_bench.method import TorchMethod
+
+    cpu = torch.device("cpu")
+    task, guide, source = bench_inputs(channels, SERIES_PERIODS if spec.temporal else 1, 1, cpu)
+    method = spec.create(task, **bench_options(spec.name, cpu))
+    with torch.no_grad():
+        flops = count_flops(method, guide, source) / (250 * 250) * 1e6
+    return flops, isinstance(method, TorchMethod)
+
+
+def derive_rates(
+    names: Sequence[str], rates: dict[str, dict[str, Any]], manager: Any
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Rates for methods ``rates`` lacks, from their FLOP count at the effective FLOP/s of the
+    learned methods that were measured (the median of rate x FLOPs), marked ``derived``; and why
+    the others could not be derived."""
+    import statistics
+
+    measured = [r for r in rates.values() if r.get("train_mpix_s") and r["method"] in manager.methods]
+    if not measured:
+        return {}, {name: "no measured learned method to calibrate FLOP/s with" for name in names}
+    flops = {r["method"]: flops_per_mpix(manager.methods.get(r["method"]))[0] for r in measured}
+    effective = statistics.median(r["mpix_s"] * flops[r["method"]] for r in measured if flops[r["method"]])
+    train_share = statistics.median(r["train_mpix_s"] / r["mpix_s"] for r in measured)
+    derived, why = {}, {}
+    for name in names:
+        spec = manager.methods.get(name)
+        own, learned = flops_per_mpix(spec)
+        if own < 1e6:  # interpolation, filters: no counted FLOPs to scale
+            why[name] = "no FLOPs counted: time it with `gsr-bench bench`"
+            continue
+        rate = effective / own
+        derived[name] = {
+            "method": name,
+            "device": next(iter(rates.values()))["device"],
+            "mpix_s": rate,
+            "train_mpix_s": rate * train_share if learned else None,
+            "options": {},
+            "derived": (
+                f"derived from {own / 1e9:.3g} GFLOP/Mpix at {effective / 1e12:.3g} TFLOP/s, the median "
+                f"of {len(measured)} measured methods (elementwise work not counted: a lower bound)"
+            ),
+        }
+    return derived, why
+
+
 def estimate(
-    jobs: Sequence[Any], rates: dict[str, dict[str, Any]]
-) -> tuple[list[JobEstimate], list[DataEstimate]]:
-    """Every job's estimate and the data each dataset needs prepared."""
+    jobs: Sequence[Any], rates: dict[str, dict[str, Any]], manager: Any = None
+) -> tuple[list[JobEstimate], list[DataEstimate], dict[str, str]]:
+    """Every job's estimate, the data each dataset needs prepared, and the methods without a
+    rate (with why). Methods without a saved rate are estimated from their FLOP count when
+    ``manager`` is given (:func:`derive_rates`), marked as such in their basis."""
+    missing = sorted({j.method.name for j in jobs if j.method.name not in rates})
+    why: dict[str, str] = {name: "no bench rate" for name in missing}
+    if missing and manager is not None:
+        derived, why = derive_rates(missing, rates, manager)
+        rates = {**rates, **derived}
     out, data, seen = [], [], set()
     for job in jobs:
+        if job.method.name not in rates:
+            continue
         dataset = job.dataset.create(**job.dataset_options)
         chips = dataset.tile_counts()
         d = job.protocol.data
@@ -134,4 +198,4 @@ def estimate(
             per_tile = crop * crop * (channels * STORE_GUIDE_BYTES[d.guide_dtype] + 4 + 1) + lr * lr * 4
             total = chips["train"] + chips["test"]
             data.append(DataEstimate(job.dataset.name, total, total * per_tile / 1e9))
-    return out, data
+    return out, data, {name: why[name] for name in missing if name not in rates}

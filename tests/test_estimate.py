@@ -52,7 +52,8 @@ def test_job_times_follow_the_protocol_budget(tmp_path: Path) -> None:
     rates = load_rates(tmp_path / "bench", "cpu")
     proto = load_protocol("quick")
     jobs = plan_jobs(PluginManager(), ["bicubic", "msg", "p2p"], ["biomassters-synthetic"], proto, [0])
-    found, data = estimate(jobs, rates)
+    found, data, missing = estimate(jobs, rates)
+    assert not missing
     by = {e.method: e for e in found}
     # 24 x 250² px = 1.5 Mpx at 10 Mpix/s
     assert by["bicubic"].train_s == 0 and by["bicubic"].eval_s == pytest.approx(0.15)
@@ -80,36 +81,57 @@ def test_estimate_command_prints_the_table_and_warns(
     assert "exceeds --max-hours" in capsys.readouterr().err
 
 
-def test_missing_rates_say_how_to_make_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["estimate", "-m", "msg", "--results", str(tmp_path), "--device", "cuda"]) == 2
-    assert "gsr-bench bench --device cuda" in capsys.readouterr().err
-
-
 GSR4B_METHODS = ("msg", "msg-ng", "fdsr", "jbu", "p2p", "unet", "resnext", "nearest", "bilinear", "bicubic")
 
 
 def test_paper_fits_a_day_of_the_reference_gpu(capsys: pytest.CaptureFixture[str]) -> None:
     """The budget the paper protocol's comments promise for GSR4B's table, by its own reference
-    rates (the methods beyond it have no GPU rates yet: their first GPU check makes them)."""
+    rates (the methods beyond it have no measured GPU rates yet: derived from their FLOPs)."""
     methods = [a for m in GSR4B_METHODS for a in ("-m", m)]
     args = ["estimate", *methods, "-d", "biomassters", "--protocol", "paper", "--rates", "h200-reference"]
     assert main([*args, "--strict", "--max-hours", "24"]) == 0
     out = capsys.readouterr().out
     assert "11,462 chips" in out and "resnext/biomassters/paper/seed2" in out
-    assert (
-        main(
-            [
-                "estimate",
-                "-m",
-                "dada",
-                "-d",
-                "biomassters",
-                "--protocol",
-                "paper",
-                "--rates",
-                "h200-reference",
-            ]
-        )
-        == 2
-    )
-    assert "no bench rate for method 'dada'" in capsys.readouterr().err
+    every = ["estimate", "--all", "-d", "biomassters", "--protocol", "paper", "--rates", "h200-reference"]
+    assert main(every) == 0  # the README's command: methods without a GPU rate derived, marked
+    out = capsys.readouterr().out
+    assert all(f"{m}/biomassters/paper/seed0" in out for m in ("dada", "lgr", "msg-t", "utae"))
+    assert out.count("derived from") == 4 * 3  # three seeds each
+
+
+def test_methods_without_a_rate_are_derived_from_flops_or_listed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's own paper estimate stopped at `no bench rate for method 'dada'`; a machine
+    with no saved rates stopped at once. Now: every method with a rate is estimated, those
+    without one from their FLOP count at the measured methods' effective FLOP/s (marked), and
+    what cannot be derived is listed."""
+    from gsr_bench.estimate import derive_rates, flops_per_mpix
+
+    pm = PluginManager()
+    rates = load_rates(tmp_path, path=Path("h200-reference"))
+    derived, why = derive_rates(["utae", "dada", "nearest"], rates, pm)
+    utae_flops, learned = flops_per_mpix(pm.methods.get("utae"))
+    assert learned and utae_flops > 1e9
+    assert "derived from" in derived["utae"]["derived"] and derived["utae"]["train_mpix_s"] > 0
+    # the same FLOP/s for every derived method: rates in inverse proportion to their FLOPs
+    dada_flops, _ = flops_per_mpix(pm.methods.get("dada"))
+    assert derived["utae"]["mpix_s"] * utae_flops == pytest.approx(derived["dada"]["mpix_s"] * dada_flops)
+    assert why == {"nearest": "no FLOPs counted: time it with `gsr-bench bench`"}
+    args = [
+        "estimate",
+        "-m",
+        "utae",
+        "-m",
+        "nearest",
+        "-m",
+        "msg",
+        "--results",
+        str(tmp_path),
+        "--device",
+        "cpu",
+    ]
+    assert main(args) == 0  # nothing saved here: the shipped reference rates, with a warning
+    out, err = capsys.readouterr()
+    assert "planning with the shipped H200 reference rates" in err
+    assert "utae/biomassters-synthetic/quick/seed0" in out and "derived from" in out and "5 jobs" in out
