@@ -187,3 +187,18 @@ def test_rescoring_replaces_only_what_a_definition_changed() -> None:
     assert {"ssim", "consistency_rmse"} <= masked and "rmse" not in masked
     v2 = {"metrics_revision": "2", "metric_versions": '{"max_err": "2"}'}
     assert set(replaced(new, old, v2, True, versions)) == {"psnr_tile"}  # only what the run lacks
+
+
+def test_a_record_of_older_metric_definitions_is_stale() -> None:
+    """Its PSNR is another quantity (a tile mean, not pooled): ranked beside new records it would
+    be compared with what it is not. Fails if the revision is not checked."""
+    from gsr_bench.metrics import METRICS_REVISION
+    from gsr_bench.records import staleness
+
+    path = next((Path(__file__).parents[1] / "leaderboard" / "results").rglob("*.json"))
+    record = json.loads(path.read_text())
+    assert record["metrics_revision"] == METRICS_REVISION and staleness(record, None) == ""
+    record["metrics_revision"] = METRICS_REVISION - 1
+    assert "`gsr-bench score` recomputes them" in staleness(record, None)
+    del record["metrics_revision"]  # a record from before revisions were recorded
+    assert staleness(record, None).startswith("its metrics follow definitions of revision 1")
