@@ -593,6 +593,10 @@ class Runner:
             raise GsrBenchError("the ray executor needs Ray: pip install 'gsr-bench[ray]'") from None
 
         started_here = not ray.is_initialized()
+        if started_here and address is None:
+            # a Ray of our own runs only these jobs: at Ray's default nice 15 they would starve
+            # behind any other work on the machine, and their throughput would be measured so
+            os.environ.setdefault("RAY_worker_niceness", "0")
         if started_here:
             _check_reachable(address)
             _join_ray(ray.init, address)

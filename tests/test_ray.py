@@ -24,6 +24,13 @@ from gsr_bench.tracking import Tracker
 METHODS = PluginManager().methods.names()  # run --all
 
 
+@pytest.fixture(autouse=True)
+def _workers_at_normal_priority(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray runs its workers at nice 15: beside two busy processes they got 3.7 % of a core each
+    and the executor test crawled on a loaded machine. Every Ray these tests start inherits this."""
+    monkeypatch.setenv("RAY_worker_niceness", "0")
+
+
 def _metrics(results: Path) -> dict[str, dict[str, float]]:
     return {r.data.tags["method"]: dict(r.data.metrics) for r in Tracker(results).runs()}
 
