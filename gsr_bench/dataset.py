@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,7 +260,12 @@ class GSRDataset:
                 + "; nothing was prepared"
             )
         folder.mkdir(parents=True, exist_ok=True)
-        marker.write_text(signature + "\n")
+        if not marker.is_file() or marker.read_text().strip() != signature:
+            # atomically: Ray workers and DDP ranks open the same store at once, and one that
+            # read a half-written marker took the store for another data's and deleted it
+            tmp = marker.with_name(f".signature.{os.getpid()}")
+            tmp.write_text(signature + "\n")
+            os.replace(tmp, marker)
         paths = {}
         for split in splits:
             path = folder / f"{split}.h5"

@@ -193,3 +193,29 @@ def test_a_store_is_prepared_again_when_its_folder_changes(
     assert "prepared from other files" in caplog.text and "preparing again" in caplog.text
     with h5py.File(path, "r") as f:
         assert [c.decode() for c in f["chip_id"][:]] == ["288afc34"]
+
+
+_OPEN_STORE = """
+import sys
+from gsr_bench_datasets.biomassters.dataset import BioMassters
+for _ in range(30):
+    BioMassters(sys.argv[1]).prepare(sys.argv[2], 250, progress=False, workers=1)
+"""
+
+
+def test_processes_opening_one_store_at_once_keep_it(synth_root: Path, tmp_path: Path) -> None:
+    """Ray workers and DDP ranks open the same prepared store at once. Its signature file was
+    rewritten by each, and one that read it half-written took the store for another data's and
+    deleted it under the others (a loaded `make test` failed every Ray job of a run that way)."""
+    cache = tmp_path / "cache"
+    paths = BioMassters(str(synth_root)).prepare(cache, 250, progress=False, workers=1)
+    before = {s: p.stat().st_ino for s, p in paths.items()}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPEN_STORE, str(synth_root), str(cache)], stderr=subprocess.PIPE
+        )
+        for _ in range(4)
+    ]
+    errors = [p.communicate()[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    assert {s: p.stat().st_ino for s, p in paths.items()} == before  # never deleted, never rebuilt
