@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from gsr_bench.data.channels import SOURCE_MASK
 from gsr_bench.method import TaskInfo, TorchMethod
 from gsr_bench.ops import synchronize
 from gsr_bench.plugins import PluginManager
@@ -126,11 +127,13 @@ SERIES_PERIODS = 12  # a year of monthly images, as BioMassters has
 def bench_inputs(
     channels: int, periods: int, batch: int, device: torch.device
 ) -> tuple[TaskInfo, torch.Tensor, torch.Tensor]:
-    """A task and random 250 x 250 inputs: ``channels`` bands, for each of ``periods`` periods."""
+    """A task and random 250 x 250 inputs: ``channels`` bands, for each of ``periods`` periods,
+    and the source mask (all valid), as methods receive them in a run."""
     names = tuple(f"c{i}@p{t}" if periods > 1 else f"c{i}" for t in range(periods) for i in range(channels))
-    task = TaskInfo(names, 10, 250, 60.0, 70.0, 500.0)
+    task = TaskInfo((*names, SOURCE_MASK), 10, 250, 60.0, 70.0, 500.0)
     g = torch.Generator().manual_seed(0)
-    guide = torch.randn(batch, len(names), 250, 250, generator=g).to(device)
+    guide = torch.randn(batch, len(names), 250, 250, generator=g)
+    guide = torch.cat([guide, torch.ones(batch, 1, 250, 250)], 1).to(device)
     source = (torch.rand(batch, 1, 25, 25, generator=g) * 300).to(device)
     return task, guide, source
 

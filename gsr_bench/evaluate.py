@@ -48,7 +48,8 @@ def extra_metrics(manager: PluginManager | None = None) -> tuple[dict[str, Extra
 
 def task_info(splits: Splits, crop: int) -> TaskInfo:
     info = splits.info
-    return TaskInfo(info.guide_channels, info.scale, crop, info.target_mean, info.target_std, info.data_range)
+    channels = info.method_channels
+    return TaskInfo(channels, info.scale, crop, info.target_mean, info.target_std, info.data_range)
 
 
 def evaluate(

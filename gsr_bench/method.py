@@ -24,7 +24,10 @@ class TaskInfo:
 
     Attributes:
         guide_channels: one name per guide channel (``"B4"``, ``"B4@summer"``, ``"red"``); see
-            ``gsr_bench.data.channels`` to find sensors and periods by name.
+            ``gsr_bench.data.channels`` to find sensors and periods by name. The last is always
+            ``avail_source`` (``channels.SOURCE_MASK``): 1 on the pixels whose source block has
+            a value, 0 where it has none (no valid target pixel; its value is the nearest
+            valid block's).
         scale: the dataset's ratio of source to target pixel size (10 for BioMassters).
         crop: side of the evaluated tiles, in target pixels (training patches may be smaller).
         target_mean: mean of the valid train targets, in the dataset's units.

@@ -57,32 +57,36 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def masked_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, kind: str) -> torch.Tensor:
-    """Mean loss over valid pixels, by weighting rather than boolean indexing: indexing by a
-    mask needs the count of its pixels on the host, a device sync every step.
+def masked_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` over the ``valid`` pixels, by selection rather than boolean indexing:
+    indexing by a mask needs the count of its pixels on the host, a device sync every step.
 
     Under DDP the mean is over the valid pixels of the whole batch, every rank's: each rank
     divides its sum by the global count (times the world size, as DDP averages the gradients),
-    so N ranks holding different numbers of valid pixels train as one process does.
+    so N ranks holding different numbers of valid pixels train as one process does. A method's
+    own ``training_loss`` takes its mean with this function to keep that property.
     """
-    mismatch = describe_mismatch(pred, target)
-    if mismatch:  # before broadcasting [B, H, W] against [B, 1, H, W] trains on nonsense
-        raise MethodOutputError(f"forward {mismatch}")
-    weight = valid.to(pred.dtype)
-    diff = (pred - target) * weight
-    if kind == "l1":
-        total = diff.abs().sum()
-    elif kind in ("l2", "mse"):
-        total = (diff * diff).sum()
-    else:
-        raise TrainingError(f"unknown loss {kind!r}; known: l1, l2")
-    count = weight.sum().detach()
+    total = torch.where(valid, values, torch.zeros((), dtype=values.dtype, device=values.device)).sum()
+    count = valid.sum().to(values.dtype).detach()
     _, size = distributed.world()
     if size > 1:
-        count = count.clone()
         torch.distributed.all_reduce(count)
         return total * size / count.clamp_min(1)
     return total / count.clamp_min(1)
+
+
+def masked_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, kind: str) -> torch.Tensor:
+    """The protocol's loss (``l1`` or ``l2``) averaged over valid pixels with :func:`masked_mean`."""
+    mismatch = describe_mismatch(pred, target)
+    if mismatch:  # before broadcasting [B, H, W] against [B, 1, H, W] trains on nonsense
+        raise MethodOutputError(f"forward {mismatch}")
+    if kind == "l1":
+        per_pixel = (pred - target).abs()
+    elif kind in ("l2", "mse"):
+        per_pixel = (pred - target) ** 2
+    else:
+        raise TrainingError(f"unknown loss {kind!r}; known: l1, l2")
+    return masked_mean(per_pixel, valid)
 
 
 @torch.no_grad()
@@ -199,6 +203,7 @@ def train_method(method: TorchMethod, train: TileSet, val: TileSet, ctx: TrainCo
     net.to(ctx.device)
     rank, world = distributed.world()
     if world > 1:  # forward goes through the wrapper (gradients averaged); states stay the module's
+        net = _batch_norm_over_ranks(net, ctx.device)
         method.net = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
         )
@@ -206,6 +211,20 @@ def train_method(method: TorchMethod, train: TileSet, val: TileSet, ctx: TrainCo
         return _train(method, net, train, val, ctx, rank, world)
     finally:
         method.net = net
+
+
+def _batch_norm_over_ranks(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``net`` with batch statistics taken over every rank's samples, as one process takes them.
+
+    Each rank would otherwise normalize by the statistics of its own share of the batch.
+    SyncBatchNorm runs on GPUs only: on a CPU the statistics stay per rank, and a warning says so.
+    """
+    if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules()):
+        return net
+    if device.type == "cuda":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    log.warning("batch norm under DDP on a CPU: each rank normalizes by its own samples' statistics")
+    return net
 
 
 class _Monitor:

@@ -23,6 +23,7 @@ from torch import nn
 
 from gsr_bench.data.channels import sensor_of
 from gsr_bench.method import TaskInfo, TorchMethod
+from gsr_bench.training import masked_mean
 
 STAGES = (2, 3, 5, 3)
 BOTTLENECK = (128, 256, 512, 1024)  # ResNeXt-50 32x4d widths; outputs are twice these
@@ -127,7 +128,7 @@ class ResNeXt(TorchMethod):
         nll = 0.5 * (log_var + (mean - target) ** 2 * torch.exp(-log_var))
         if self.beta:  # beta-NLL: each pixel weighted by its variance**beta, held constant
             nll = nll * torch.exp(self.beta * log_var).detach()
-        return nll[batch["valid"]].mean()
+        return masked_mean(nll, batch["valid"])
 
     @torch.no_grad()
     def predict(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:

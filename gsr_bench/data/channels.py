@@ -10,6 +10,8 @@ from __future__ import annotations
 S1_BANDS = ("VV_asc", "VH_asc", "VV_desc", "VH_desc")
 S2_BANDS = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
 MASK_PREFIX = "avail_"  # availability masks: ``avail_S2@Jan`` is 1 where January's S2 is clear
+# the last guide channel every method receives: 1 where the pixel's source block has a value
+SOURCE_MASK = f"{MASK_PREFIX}source"
 
 
 def split_channel(name: str) -> tuple[str, str]:

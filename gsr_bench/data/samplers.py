@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from gsr_bench import distributed
+from gsr_bench.data.tiles import with_source_mask
 from gsr_bench.errors import GsrBenchError
 from gsr_bench.protocol import TIERS
 
@@ -89,8 +90,8 @@ def _gather(
 def assemble(arrays: TileArrays, plan: Plan, patch: int, scale: int) -> dict[str, torch.Tensor]:
     """The batch of ``plan`` from ``arrays`` (plan tile numbers index ``arrays``), on their device.
 
-    The guide comes out z-scored, no observation as 0, in channels_last layout (what the gather
-    gives for free); the other tensors are contiguous.
+    The guide comes out z-scored, no observation as 0, with the source mask appended
+    (:func:`~gsr_bench.data.tiles.with_source_mask`); every tensor is contiguous.
     """
     device = arrays.target.device
     tiles = plan["tiles"].to(device, non_blocking=True)
@@ -98,11 +99,13 @@ def assemble(arrays: TileArrays, plan: Plan, patch: int, scale: int) -> dict[str
     variant = plan["variant"].to(device, non_blocking=True)
     raw = _gather(arrays.guide, tiles, offset, variant, patch)
     guide = raw.float().sub_(arrays.mean[:, None, None]).div_(arrays.std[:, None, None]).nan_to_num_(0.0)
+    source_valid = _gather(arrays.source_valid, tiles, offset // scale, variant, patch // scale).contiguous()
     return {
-        "guide": guide,
+        "guide": with_source_mask(guide, source_valid, scale),
         "target": _gather(arrays.target, tiles, offset, variant, patch).contiguous(),
         "valid": _gather(arrays.valid, tiles, offset, variant, patch).contiguous(),
         "source": _gather(arrays.source, tiles, offset // scale, variant, patch // scale).contiguous(),
+        "source_valid": source_valid,
     }
 
 

@@ -1,8 +1,13 @@
 """Prepared HDF5 splits as datasets of the sample contract.
 
-A sample is a dict: ``guide`` float32 [C, H, W] (z-scored with the train statistics, no-data as
-0), ``source`` float32 [1, H/s, W/s] and ``target`` float32 [1, H, W] in the dataset's units,
-``valid`` bool [1, H, W] and ``id`` str.
+A sample is a dict: ``guide`` float32 [C + 1, H, W] (the dataset's channels z-scored with the
+train statistics, no-data as 0, then :data:`SOURCE_MASK`), ``source`` float32 [1, H/s, W/s] and
+``target`` float32 [1, H, W] in the dataset's units, ``valid`` bool [1, H, W], ``source_valid``
+bool [1, H/s, W/s] and ``id`` str.
+
+A source block without a valid target pixel has no value: it is invalid (``source_valid``
+False), filled with the nearest valid block's value so that interpolating methods see no false
+0 at its edge, and methods learn where it is from the guide's :data:`SOURCE_MASK` channel.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import torch
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from gsr_bench.data.channels import sensor_of
+from gsr_bench.data.channels import SOURCE_MASK, sensor_of
 from gsr_bench.data.prepare import block_mean, read_prepared_attrs
 from gsr_bench.errors import DataError
 from gsr_bench.protocol import Degradation
@@ -53,19 +58,47 @@ class DatasetInfo:
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
 
+    @property
+    def method_channels(self) -> tuple[str, ...]:
+        """The guide channels a method receives: the dataset's and :data:`SOURCE_MASK`."""
+        return (*self.guide_channels, SOURCE_MASK)
 
-def degrade(target: np.ndarray, valid: np.ndarray, scale: int, deg: Degradation, key: str) -> np.ndarray:
-    """The coarse source: exact block mean, after an optional blur, then optional noise and bias."""
+
+def with_source_mask(guide: torch.Tensor, source_valid: torch.Tensor, scale: int) -> torch.Tensor:
+    """``guide`` ``[..., C, H, W]`` with :data:`SOURCE_MASK` appended: 1 on the target pixels
+    whose source block (``source_valid`` ``[..., 1, H/s, W/s]``) is valid, else 0."""
+    mask = source_valid.to(guide.dtype).repeat_interleave(scale, -2).repeat_interleave(scale, -1)
+    return torch.cat([guide, mask], dim=-3)
+
+
+def fill_invalid_blocks(source: np.ndarray, source_valid: np.ndarray) -> np.ndarray:
+    """``source`` ``[1, h, w]`` with each invalid block set to its nearest valid block's value
+    (0 where no block is valid: such a tile is scored nowhere)."""
+    if source_valid.all() or not source_valid.any():
+        return np.where(source_valid, source, 0).astype(np.float32)
+    rows, cols = ndimage.distance_transform_edt(~source_valid[0], return_distances=False, return_indices=True)
+    return source[:, rows, cols].astype(np.float32)
+
+
+def degrade(
+    target: np.ndarray, valid: np.ndarray, scale: int, deg: Degradation, key: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The coarse source and its validity: exact block mean over valid pixels, after an optional
+    blur, then optional noise and bias; a block without a valid pixel is invalid and filled."""
     image = target
     if deg.blur_sigma > 0:
         weight = ndimage.gaussian_filter(valid.astype(np.float32), (0, deg.blur_sigma, deg.blur_sigma))
         image = ndimage.gaussian_filter(np.where(valid, target, 0), (0, deg.blur_sigma, deg.blur_sigma))
         image = np.where(weight > 1e-6, image / np.maximum(weight, 1e-6), 0)
     source = block_mean(image, valid, scale)
+    h, w = valid.shape[-2] // scale, valid.shape[-1] // scale
+    blocks = valid[..., : h * scale, : w * scale].reshape(*valid.shape[:-2], h, scale, w, scale)
+    source_valid = np.asarray(blocks.any(axis=(-3, -1)))
     if deg.noise > 0:  # fixed per tile, so that every method and seed sees the same source
         rng = np.random.default_rng(int(hashlib.sha1(key.encode()).hexdigest()[:8], 16))
         source = source * (1 + deg.noise * rng.standard_normal(source.shape))
-    return np.clip(source * (1 + deg.bias), 0, None).astype(np.float32)
+    source = np.clip(source * (1 + deg.bias), 0, None).astype(np.float32)
+    return fill_invalid_blocks(source, source_valid), source_valid
 
 
 def safe_std(std: np.ndarray) -> np.ndarray:
@@ -119,12 +152,15 @@ class TileSet(torch.utils.data.Dataset):
         chip_id = f["chip_id"][i].decode()
         guide = (guide - self.guide_mean[:, None, None]) / self.guide_std[:, None, None]
         guide = np.nan_to_num(guide, nan=0.0).astype(np.float32)  # no observation: the mean
-        source = degrade(target, valid, self.info.scale, self.degradation, chip_id)
+        source, source_valid = degrade(target, valid, self.info.scale, self.degradation, chip_id)
         return {
-            "guide": torch.from_numpy(guide),
+            "guide": with_source_mask(
+                torch.from_numpy(guide), torch.from_numpy(source_valid), self.info.scale
+            ),
             "source": torch.from_numpy(source),
             "target": torch.from_numpy(target.astype(np.float32)),
             "valid": torch.from_numpy(valid.astype(bool)),
+            "source_valid": torch.from_numpy(source_valid),
             "id": chip_id,
         }
 
@@ -169,6 +205,7 @@ class TileSet(torch.utils.data.Dataset):
         target = np.empty((n, 1, c, c), np.float32)
         valid = np.empty((n, 1, c, c), bool)
         source = np.empty((n, 1, c // s, c // s), np.float32)
+        source_valid = np.empty((n, 1, c // s, c // s), bool)
         ids = f["chip_id"]
         full = f["guide"].shape[-1] == c
         for k, pos in enumerate(
@@ -183,12 +220,13 @@ class TileSet(torch.utils.data.Dataset):
                 guide[k] = f["guide"][i, :, :c, :c]
                 target[k] = f["target"][i, :, :c, :c]
                 valid[k] = f["valid"][i, :, :c, :c]
-            source[k] = degrade(target[k], valid[k], s, self.degradation, ids[i].decode())
+            source[k], source_valid[k] = degrade(target[k], valid[k], s, self.degradation, ids[i].decode())
         return TileArrays(
             torch.from_numpy(guide),
             torch.from_numpy(target),
             torch.from_numpy(valid),
             torch.from_numpy(source),
+            torch.from_numpy(source_valid),
             torch.from_numpy(self.guide_mean.astype(np.float32)),
             torch.from_numpy(self.guide_std.astype(np.float32)),
         )
@@ -204,13 +242,14 @@ class TileSet(torch.utils.data.Dataset):
         return sample
 
     def _bytes_per_tile(self) -> int:
-        return (len(self.info.guide_channels) + 2) * self.crop * self.crop * 4
+        return (len(self.info.method_channels) + 2) * self.crop * self.crop * 4
 
     def batch(self, indices: list[int] | range) -> dict[str, Any]:
         """Several samples stacked into batch tensors (``id`` a list)."""
         samples = [self[i] for i in indices]
         out: dict[str, Any] = {
-            k: torch.stack([s[k] for s in samples]) for k in ("guide", "source", "target", "valid")
+            k: torch.stack([s[k] for s in samples])
+            for k in ("guide", "source", "target", "valid", "source_valid")
         }
         out["id"] = [s["id"] for s in samples]
         return out
@@ -225,6 +264,7 @@ class TileArrays:
     target: torch.Tensor  # [N, 1, H, W] float32
     valid: torch.Tensor  # [N, 1, H, W] bool
     source: torch.Tensor  # [N, 1, H/s, W/s] float32, degraded as the protocol says
+    source_valid: torch.Tensor  # [N, 1, H/s, W/s] bool
     mean: torch.Tensor  # [C] float32
     std: torch.Tensor  # [C] float32
 

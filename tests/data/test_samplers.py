@@ -43,6 +43,7 @@ def test_assembled_batch_equals_crops_of_the_samples(splits) -> None:  # type: i
             ("target", 60, (y, x)),
             ("valid", 60, (y, x)),
             ("source", 6, (y // 10, x // 10)),  # the blurred source of the whole tile, cropped
+            ("source_valid", 6, (y // 10, x // 10)),
         ):
             crop = torch.rot90(sample[name][:, yy : yy + size, xx : xx + size], k, dims=(-2, -1))
             crop = torch.flip(crop, dims=(-1,)) if flip else crop
