@@ -112,10 +112,12 @@ def estimate_job(job: Any, counts: dict[str, int], rates: dict[str, dict[str, An
     return JobEstimate(job.name, name, job.seed, train_s, eval_s, basis)
 
 
-def flops_per_mpix(spec: Any, channels: int = 14) -> tuple[float, bool]:
+def flops_per_mpix(
+    spec: Any, channels: int = 14, options: dict[str, Any] | None = None
+) -> tuple[float, bool]:
     """FLOPs torch counts in one prediction of a 250 x 250 tile on the CPU, per output Mpix
     (convolutions and products only: elementwise work such as DADA's diffusion is not counted),
-    and whether the method is trained."""
+    and whether the method is trained; with ``options``, or else those a CPU times it with."""
     import torch
 
     from gsr_bench.bench import SERIES_PERIODS, bench_inputs, bench_options, count_flops
@@ -123,10 +125,18 @@ def flops_per_mpix(spec: Any, channels: int = 14) -> tuple[float, bool]:
 
     cpu = torch.device("cpu")
     task, guide, source = bench_inputs(channels, SERIES_PERIODS if spec.temporal else 1, 1, cpu)
-    method = spec.create(task, **bench_options(spec.name, cpu))
+    method = spec.create(task, **(bench_options(spec.name, cpu) if options is None else options))
     with torch.no_grad():
         flops = count_flops(method, guide, source) / (250 * 250) * 1e6
     return flops, isinstance(method, TorchMethod)
+
+
+def _rate_flops(rate: dict[str, Any], manager: Any) -> float:
+    """FLOPs per Mpix of the method a rate timed, with the options it was timed with: as
+    ``gsr-bench bench`` recorded them, or counted now for a rate that lacks them."""
+    if rate.get("flops_per_pixel"):
+        return float(rate["flops_per_pixel"]) * 1e6
+    return flops_per_mpix(manager.methods.get(rate["method"]), options=rate.get("options") or {})[0]
 
 
 def derive_rates(
@@ -140,7 +150,7 @@ def derive_rates(
     measured = [r for r in rates.values() if r.get("train_mpix_s") and r["method"] in manager.methods]
     if not measured:
         return {}, {name: "no measured learned method to calibrate FLOP/s with" for name in names}
-    flops = {r["method"]: flops_per_mpix(manager.methods.get(r["method"]))[0] for r in measured}
+    flops = {r["method"]: _rate_flops(r, manager) for r in measured}
     effective = statistics.median(r["mpix_s"] * flops[r["method"]] for r in measured if flops[r["method"]])
     train_share = statistics.median(r["train_mpix_s"] / r["mpix_s"] for r in measured)
     derived, why = {}, {}

@@ -92,6 +92,22 @@ METRICS: dict[str, MetricInfo] = {
     )
 }
 
+# what MetricAccumulator computes besides its extra metrics: these, and for each bin of the
+# dataset's edges one ``{metric}_bin_{bin}`` of each BIN_METRICS
+ACCUMULATED = frozenset(
+    {"mae", "rmse", "rmse_tile", "psnr", "psnr_tile", "ssim", "bias", "r2", "consistency_rmse"}
+    | {"tiles_scored", "tiles_empty"}
+)
+BIN_METRICS = ("rmse", "bias", "pixels")
+
+
+def is_accumulated(name: str) -> bool:
+    """Whether :class:`MetricAccumulator` computes a metric of this name (``projected_`` or not),
+    extra metrics aside: the ones ``gsr-bench score`` recomputes from saved predictions."""
+    base = name.removeprefix("projected_")
+    return base in ACCUMULATED or base.startswith(tuple(f"{m}_bin_" for m in BIN_METRICS))
+
+
 AGGREGATIONS: dict[str, Callable[[Sequence[float]], float]] = {
     "mean": statistics.fmean,
     "median": statistics.median,
@@ -333,7 +349,10 @@ class MetricAccumulator:
         assert self._bin_sq is not None and self._bin_n is not None and self._bin_err is not None
         for k, name in enumerate(bin_names(self.bins)):
             count = float(self._bin_n[k])
-            out[f"rmse_bin_{name}"] = math.sqrt(float(self._bin_sq[k]) / count) if count else nan
-            out[f"bias_bin_{name}"] = float(self._bin_err[k]) / count if count else nan
-            out[f"pixels_bin_{name}"] = count
+            per_bin = {
+                "rmse": math.sqrt(float(self._bin_sq[k]) / count) if count else nan,
+                "bias": float(self._bin_err[k]) / count if count else nan,
+                "pixels": count,
+            }
+            out.update({f"{m}_bin_{name}": per_bin[m] for m in BIN_METRICS})
         return out

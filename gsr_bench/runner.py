@@ -508,8 +508,9 @@ class Runner:
         for job in bar:
             bar.set_postfix_str(job.name)
             results.append(self.run_one(job))
-            left[_data_key(job)] -= 1
-            if not left[_data_key(job)]:  # its last job: the tiles it kept resident go
+            key = _data_key(job)
+            left[key] -= 1
+            if not left[key]:  # its last job: the tiles it kept resident go
                 self.release(job)
         return results
 

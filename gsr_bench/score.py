@@ -20,7 +20,7 @@ import torch
 
 from gsr_bench.data.tiles import TileSet
 from gsr_bench.errors import GsrBenchError
-from gsr_bench.metrics import METRICS_REVISION, MetricAccumulator, definition_changed
+from gsr_bench.metrics import METRICS_REVISION, MetricAccumulator, definition_changed, is_accumulated
 from gsr_bench.ops import project_to_source
 from gsr_bench.runner import Job, cache_dir, load_splits
 from gsr_bench.tracking import Tracker
@@ -83,16 +83,6 @@ def replaced(
     return out
 
 
-def _evaluated(name: str) -> bool:
-    """Whether ``MetricAccumulator`` computes a metric of this name (also under ``projected_``)."""
-    base = name.removeprefix("projected_")
-    return base in EVALUATED or base.startswith(("rmse_bin_", "bias_bin_", "pixels_bin_"))
-
-
-EVALUATED = {"mae", "rmse", "rmse_tile", "psnr", "psnr_tile", "ssim", "bias", "r2", "consistency_rmse"}
-EVALUATED |= {"tiles_scored", "tiles_empty"}
-
-
 def score_jobs(
     tracker: Tracker,
     jobs: Sequence[Job],
@@ -139,7 +129,7 @@ def score_jobs(
             }
             tracker.log(run.info.run_id, {}, new, tags)
             if records is not None:
-                stale = {k for k in old if _evaluated(k) and k not in computed}  # renamed bins
+                stale = {k for k in old if is_accumulated(k) and k not in computed}  # renamed bins
                 _update_records(records, job.key, new, computed, stale, extra_info)
     return rows
 

@@ -135,3 +135,26 @@ def test_methods_without_a_rate_are_derived_from_flops_or_listed(
     out, err = capsys.readouterr()
     assert "planning with the shipped H200 reference rates" in err
     assert "utae/biomassters-synthetic/quick/seed0" in out and "derived from" in out and "5 jobs" in out
+
+
+def test_derived_rates_calibrate_with_the_flops_each_rate_was_timed_at() -> None:
+    """The FLOPs of a measured method are those of the options it was timed with, as bench
+    recorded them: recounting at the CPU's bench options gave the paper-width ResNeXt of the
+    reference rates the FLOPs of a 1/32-width one, and skewed every derived rate."""
+    from gsr_bench.estimate import derive_rates, flops_per_mpix
+
+    pm = PluginManager()
+    rate = {"method": "msg", "device": "cpu", "mpix_s": 10.0, "train_mpix_s": 5.0, "options": {}}
+    dada_flops, _ = flops_per_mpix(pm.methods.get("dada"))
+    recorded, _ = derive_rates(["dada"], {"msg": {**rate, "flops_per_pixel": 2e4}}, pm)
+    assert recorded["dada"]["mpix_s"] == pytest.approx(10.0 * 2e4 * 1e6 / dada_flops)
+    assert recorded["dada"]["train_mpix_s"] == pytest.approx(recorded["dada"]["mpix_s"] / 2)
+    counted = {}
+    for width in (32, 8):  # a rate without recorded FLOPs: counted at the options it was timed at
+        timed = {**rate, "options": {"width": width}}
+        counted[width], _ = derive_rates(["dada"], {"msg": timed}, pm)
+    msg_32, _ = flops_per_mpix(pm.methods.get("msg"), options={"width": 32})
+    msg_8, _ = flops_per_mpix(pm.methods.get("msg"), options={"width": 8})
+    assert msg_32 > 2 * msg_8
+    ratio = counted[32]["dada"]["mpix_s"] / counted[8]["dada"]["mpix_s"]
+    assert ratio == pytest.approx(msg_32 / msg_8)

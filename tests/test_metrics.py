@@ -11,6 +11,7 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from gsr_bench.metrics import (
+    ACCUMULATED,
     PSNR_MAX_DB,
     ExtraMetric,
     MetricAccumulator,
@@ -18,6 +19,7 @@ from gsr_bench.metrics import (
     bin_label,
     bin_lower_bound,
     bin_names,
+    is_accumulated,
     psnr,
     ssim,
 )
@@ -105,6 +107,10 @@ def test_accumulator_pooled_and_binned() -> None:
     in_50_100 = (t >= 50) & (t < 100)
     assert m["rmse_bin_50-100"] == pytest.approx(np.sqrt((err[in_50_100] ** 2).mean()))
     assert m["tiles_scored"] == 1 and m["tiles_empty"] == 0
+    # what ``gsr-bench score`` takes as recomputable is what the accumulator computes: a metric
+    # added here but not there would never be rescored, one named there but gone never dropped
+    assert {k for k in m if is_accumulated(k)} == set(m) and set(m) >= ACCUMULATED
+    assert not is_accumulated("throughput_mpix_s") and is_accumulated("projected_rmse_bin_lt10")
 
 
 def test_bins() -> None:

@@ -318,6 +318,14 @@ def test_one_copy_of_the_splits_per_data_key_freed_after_its_last_job(
         return loads[-1]
 
     monkeypatch.setattr(runner_module, "load_splits", counted)
+    held: list[tuple[bool, bool]] = []  # at each release: train tiles resident, file open
+    real_release = runner_module.release_splits
+
+    def release(splits: Any) -> None:
+        held.append((bool(splits.train._resident), splits.train._file is not None))
+        real_release(splits)
+
+    monkeypatch.setattr(runner_module, "release_splits", release)
     smoke = load_protocol("smoke").with_overrides({"method_train": {"msg-ng": {"steps": 4}}}, "test")
     jobs = plan_jobs(pm, ["msg-ng", "bilinear"], ["biomassters-synthetic"], smoke, [0])
     assert jobs[0].protocol.fingerprint() != jobs[1].protocol.fingerprint()
@@ -326,5 +334,6 @@ def test_one_copy_of_the_splits_per_data_key_freed_after_its_last_job(
     assert [r.status for r in results] == ["FINISHED", "FINISHED"]
     assert len(loads) == 1 and not runner._splits
     (splits,) = loads
-    assert jobs[0].protocol.loader.tier == "auto" and splits.train._file is None  # read, then let go
+    assert held == [(True, True)]  # one release, after the jobs: the tiles were held till then
+    assert splits.train._file is None  # read, then let go
     assert not splits.train._resident and not splits.test._cache
