@@ -31,6 +31,10 @@ class UnknownNameError(GsrBenchError, KeyError):
         return str(self.args[0])
 
 
+class TrainingError(GsrBenchError):
+    """Training cannot go on (NaN loss, a checkpoint of another job, an unknown loss)."""
+
+
 class DataError(GsrBenchError):
     """A missing, corrupt or inconsistent data file."""
 

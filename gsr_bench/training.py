@@ -26,17 +26,14 @@ from tqdm.auto import tqdm
 from gsr_bench import distributed
 from gsr_bench.data.samplers import BatchSampler
 from gsr_bench.data.tiles import TileSet
-from gsr_bench.errors import GsrBenchError
+from gsr_bench.errors import TrainingError
 from gsr_bench.faults import kill_point
+from gsr_bench.losses import masked_loss  # noqa: F401  (TorchMethod.training_loss imports it from here)
 from gsr_bench.method import TorchMethod
-from gsr_bench.outputs import MethodOutputError, check_output, describe_mismatch
+from gsr_bench.outputs import MethodOutputError, check_output
 from gsr_bench.protocol import Device, Loader, Train
 
 log = logging.getLogger(__name__)
-
-
-class TrainingError(GsrBenchError):
-    """Training cannot go on (NaN loss, a checkpoint of another job)."""
 
 
 @dataclass
@@ -55,38 +52,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def masked_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Mean of ``values`` over the ``valid`` pixels, by selection rather than boolean indexing:
-    indexing by a mask needs the count of its pixels on the host, a device sync every step.
-
-    Under DDP the mean is over the valid pixels of the whole batch, every rank's: each rank
-    divides its sum by the global count (times the world size, as DDP averages the gradients),
-    so N ranks holding different numbers of valid pixels train as one process does. A method's
-    own ``training_loss`` takes its mean with this function to keep that property.
-    """
-    total = torch.where(valid, values, torch.zeros((), dtype=values.dtype, device=values.device)).sum()
-    count = valid.sum().to(values.dtype).detach()
-    _, size = distributed.world()
-    if size > 1:
-        torch.distributed.all_reduce(count)
-        return total * size / count.clamp_min(1)
-    return total / count.clamp_min(1)
-
-
-def masked_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, kind: str) -> torch.Tensor:
-    """The protocol's loss (``l1`` or ``l2``) averaged over valid pixels with :func:`masked_mean`."""
-    mismatch = describe_mismatch(pred, target)
-    if mismatch:  # before broadcasting [B, H, W] against [B, 1, H, W] trains on nonsense
-        raise MethodOutputError(f"forward {mismatch}")
-    if kind == "l1":
-        per_pixel = (pred - target).abs()
-    elif kind in ("l2", "mse"):
-        per_pixel = (pred - target) ** 2
-    else:
-        raise TrainingError(f"unknown loss {kind!r}; known: l1, l2")
-    return masked_mean(per_pixel, valid)
 
 
 @torch.no_grad()

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from gsr_bench.data.channels import sensor_of
+from gsr_bench.losses import masked_mean
 from gsr_bench.method import TaskInfo, TorchMethod
-from gsr_bench.training import masked_mean
 
 STAGES = (2, 3, 5, 3)
 BOTTLENECK = (128, 256, 512, 1024)  # ResNeXt-50 32x4d widths; outputs are twice these

@@ -50,7 +50,7 @@ def test_ddp_without_torchrun_is_a_clear_error(workdir: Path) -> None:
 
 _GRADIENT_SCRIPT = """
 import os, sys, torch, torch.distributed as dist
-from gsr_bench.training import masked_loss
+from gsr_bench.losses import masked_loss
 rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 if world > 1:
     dist.init_process_group("gloo")
