@@ -11,7 +11,7 @@ PIP_QUIET := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory"
 # thousands of files); Python compiles the few a run imports, once, on first import
 PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check --no-compile -q
 
-.PHONY: run test lint bench docs clean
+.PHONY: install run test lint bench docs wheel-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(PIP_INSTALL) -e '.[dev]' $(PIP_QUIET)
 	$(BIN)/python -c "import gsr_bench, torch, mlflow, pytest"
 	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
 
 run: $(VENV)/.installed
 	$(BIN)/gsr-bench run --all
@@ -41,8 +43,16 @@ bench: $(VENV)/.installed-dev
 
 # the contributors' API reference, from the docstrings; warnings are errors (CI runs it)
 API_MODULES := gsr_bench.dataset gsr_bench.method gsr_bench.registry gsr_bench.hookspecs
-docs: $(VENV)/.installed-dev
+$(VENV)/.installed-docs: $(VENV)/.installed
+	$(PIP_INSTALL) 'pdoc>=14' $(PIP_QUIET)
+	touch $@
+
+docs: $(VENV)/.installed-docs
 	$(BIN)/python -W error -m pdoc -d google -o docs/api $(API_MODULES)
+
+# the package outside the repository: wheel and sdist built, the wheel installed in a fresh venv
+wheel-check: $(VENV)/.installed-dev
+	PYTHON=$(PYTHON) scripts/wheel_check.sh
 
 clean:
 	rm -rf $(VENV) results docs/api .pytest_cache .mypy_cache .ruff_cache

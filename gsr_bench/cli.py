@@ -1,4 +1,4 @@
-"""The ``gsr-bench`` command line (design section 10).
+"""The ``gsr-bench`` command line.
 
 Errors are one clear line on stderr (exit status 2); ``--verbose`` shows the traceback. Heavy
 imports (torch, MLflow) happen inside the commands that need them, so ``list`` and ``--help`` are

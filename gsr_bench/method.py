@@ -1,4 +1,4 @@
-"""The method interface (design section 6).
+"""The method interface.
 
 A method plugin's factory takes the :class:`TaskInfo` and options and returns a :class:`Method`.
 Training-free methods implement ``predict``; learned methods subclass :class:`TorchMethod`, build
