@@ -116,10 +116,12 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_data_prepare(args: argparse.Namespace) -> int:
+    from gsr_bench.data import store
     from gsr_bench.data.prepare import prepare_split
+    from gsr_bench.jobs import cache_dir
+    from gsr_bench.planning import dataset_options
     from gsr_bench.plugins import get_plugin_manager
     from gsr_bench.protocol import load_protocol
-    from gsr_bench.runner import cache_dir, dataset_options
 
     pm = get_plugin_manager()
     protocol = load_protocol(args.protocol)
@@ -139,7 +141,9 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
                 )
             }
         else:
-            paths = dataset.prepare(cache_dir(Path(args.results)), crop, dtype, not args.quiet, args.workers)
+            paths = store.prepare(
+                dataset, cache_dir(Path(args.results)), crop, dtype, not args.quiet, args.workers
+            )
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume (the .partial file is kept)", file=sys.stderr)
         return 130
@@ -172,9 +176,9 @@ def _planned_jobs(
 ) -> list[Any]:
     """The jobs that ``-m``/``--all``, ``-d``, ``--protocol``, ``--seeds`` and the dataset flags
     name (run, estimate and score plan alike)."""
+    from gsr_bench.planning import plan_jobs
     from gsr_bench.plugins import get_plugin_manager
     from gsr_bench.protocol import load_protocol
-    from gsr_bench.runner import plan_jobs
 
     pm = get_plugin_manager()
     if not args.all and not args.method:
@@ -213,7 +217,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     publish = not args.no_leaderboard and bool(jobs) and (args.publish or jobs[0].protocol.publish)
     if args.ddp:
         from gsr_bench import distributed
-        from gsr_bench.runner import cache_dir, follow
+        from gsr_bench.jobs import cache_dir
+        from gsr_bench.runner import follow
 
         if args.executor != "local":
             raise GsrBenchError("--ddp trains each job over torchrun's processes; it needs --executor local")
@@ -328,8 +333,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from gsr_bench import bench
     from gsr_bench.metrics import format_rate
+    from gsr_bench.planning import select_device
     from gsr_bench.plugins import get_plugin_manager
-    from gsr_bench.runner import select_device
 
     pm = get_plugin_manager()
     names = args.method or pm.methods.names()

@@ -1,11 +1,13 @@
-"""The dataset contract: what a dataset adapter declares, what it yields, and what the core does
-with it (prepare once into a cached store, normalize, crop, degrade, batch)."""
+"""The dataset contract: what a dataset adapter declares and what it yields.
+
+What the core does with it (prepare once into a cached store, normalize, crop, degrade, batch)
+lives in ``gsr_bench.data``: :mod:`gsr_bench.data.store` prepares and opens a dataset's store.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from gsr_bench.data.tiles import Splits, TileSet
-    from gsr_bench.protocol import Protocol
     from gsr_bench.registry import DatasetSpec
 
 SPLITS = ("train", "test")
@@ -203,137 +203,3 @@ class GSRDataset:
             "units": self.units,
             "label": self.label,
         }
-
-    def store_key(self, crop: int, guide_dtype: str) -> str:
-        from gsr_bench.data.prepare import FORMAT_VERSION
-
-        key = {
-            "dataset": self.name,
-            "version": self.spec.version if self.spec else "",
-            "options": self.options(),
-            "identity": self.identity(),
-            "crop": crop,
-            "format": FORMAT_VERSION,
-            "guide_dtype": guide_dtype,
-        }
-        return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-    def prepare(
-        self,
-        cache_dir: Path,
-        crop: int,
-        guide_dtype: str = "float16",
-        progress: bool = True,
-        workers: int | None = None,
-        splits: Sequence[str] = SPLITS,
-    ) -> dict[str, Path]:
-        """``splits`` prepared (once) into the cache at ``crop``; their paths."""
-        import logging
-        import shutil
-
-        from gsr_bench.data.prepare import prepare_split, read_prepared_attrs
-
-        self.setup(cache_dir, progress)
-        folder = Path(cache_dir) / "prepared" / f"{self.name}-{self.store_key(crop, guide_dtype)}"
-        # a store is of one tile list: a folder whose files changed (chips added, a file
-        # replaced) is prepared again rather than read as it was
-        signature, marker = self.content_revision(), folder / "signature"
-        if folder.exists():
-            found = marker.read_text().strip() if marker.is_file() else "none"
-            if found != signature:
-                logging.getLogger(__name__).warning(
-                    "%s: prepared from other files (signature %s, the data's now %s); preparing again",
-                    folder,
-                    found,
-                    signature,
-                )
-                shutil.rmtree(folder)
-        missing = [s for s in splits if not (folder / f"{s}.h5").exists()]
-        empty = [s for s in missing if not self.tiles(s)]
-        if empty:  # before any split is prepared: a run would stop at the empty one anyway
-            from gsr_bench.errors import DataError
-
-            opts = ", ".join(f"{k}={v}" for k, v in self.options().items())
-            raise DataError(
-                f"dataset {self.name!r}: the {' and '.join(empty)} split has no tiles"
-                + (f" (options {opts})" if opts else "")
-                + "; nothing was prepared"
-            )
-        folder.mkdir(parents=True, exist_ok=True)
-        if not marker.is_file() or marker.read_text().strip() != signature:
-            # atomically: Ray workers and DDP ranks open the same store at once, and one that
-            # read a half-written marker took the store for another data's and deleted it
-            tmp = marker.with_name(f".signature.{os.getpid()}")
-            tmp.write_text(signature + "\n")
-            os.replace(tmp, marker)
-        paths = {}
-        for split in splits:
-            path = folder / f"{split}.h5"
-            if not path.exists():
-                prepare_split(
-                    self, split, path, crop, workers=workers, progress=progress, guide_dtype=guide_dtype
-                )
-            read_prepared_attrs(path, rebuild=f"delete {folder} to rebuild it on the next run")
-            paths[split] = path
-        return paths
-
-    def load(
-        self, protocol: Protocol, cache_dir: Path, progress: bool = True, workers: int | None = None
-    ) -> Splits:
-        """Train, validation and test tile sets under ``protocol``, prepared on first use."""
-        from gsr_bench.data.tiles import open_prepared
-
-        d = protocol.data
-        paths = self.prepare(cache_dir, protocol.task.crop, d.guide_dtype, progress, workers)
-        return open_prepared(
-            self,
-            paths["train"],
-            paths["test"],
-            protocol.task.crop,
-            protocol.task.degradation,
-            (d.max_train_tiles, d.max_val_tiles, d.max_test_tiles),
-        )
-
-    def load_test(
-        self,
-        protocol: Protocol,
-        cache_dir: Path,
-        split: str,
-        trained_on: Splits,
-        progress: bool = True,
-        workers: int | None = None,
-    ) -> TileSet:
-        """Every tile of ``split`` as the test set of methods trained on another dataset's
-        ``trained_on``: the same channels and scale, z-scored with that dataset's statistics."""
-        from gsr_bench.data.tiles import open_test
-        from gsr_bench.errors import DataError
-
-        info = trained_on.info
-        if tuple(self.guide_channels) != tuple(info.guide_channels):
-            ours, theirs = list(self.guide_channels), list(info.guide_channels)
-            differ = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b), None)
-            where = (
-                f"channel {differ}: {ours[differ]!r} against {theirs[differ]!r}" if differ is not None else ""
-            )
-            raise DataError(
-                f"dataset {self.name!r} cannot test methods trained on {info.name!r}: its guide has "
-                f"{len(ours)} channels, theirs {len(theirs)}{'; ' + where if where else ''}"
-            )
-        if self.scale != info.scale or self.units != info.units:
-            raise DataError(
-                f"dataset {self.name!r} (x{self.scale}, {self.units}) cannot test methods trained on "
-                f"{info.name!r} (x{info.scale}, {info.units})"
-            )
-        d = protocol.data
-        path = self.prepare(cache_dir, protocol.task.crop, d.guide_dtype, progress, workers, (split,))[split]
-        task = protocol.task
-        return open_test(
-            path,
-            trained_on,
-            task.crop,
-            task.degradation,
-            d.max_test_tiles,
-            self.revision(),
-            self.data_range,
-            self.bins,
-        )

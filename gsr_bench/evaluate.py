@@ -21,8 +21,8 @@ from gsr_bench.registry import resolve_factory
 from gsr_bench.training import TrainContext, seed_everything
 
 if TYPE_CHECKING:
+    from gsr_bench.jobs import Job
     from gsr_bench.plugins import PluginManager
-    from gsr_bench.runner import Job
 
 
 def extra_metrics(manager: PluginManager | None = None) -> tuple[dict[str, ExtraMetric], dict[str, Any]]:

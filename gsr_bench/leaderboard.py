@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import math
-import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from gsr_bench.metrics import METRICS, TARGET_UNITS, MetricInfo, bin_lower_bound, format_rate
+from gsr_bench.records import RECORDS_DIR, leaderboard_row, slug, staleness, valid_records
 
 if TYPE_CHECKING:
     from gsr_bench.plugins import PluginManager
@@ -53,7 +53,6 @@ def collect(records: list[dict[str, Any]], manager: PluginManager | None = None)
     method, dataset or protocol version than the installed one, or of other code under the same
     method version, are left out (``gsr-bench leaderboard --check`` names them). A row without a
     record cannot appear."""
-    from gsr_bench.records import leaderboard_row, staleness
 
     codes: dict[str, str] = {}
     rows = [leaderboard_row(r) for r in records if not staleness(r, manager, codes)]
@@ -65,19 +64,6 @@ def collect(records: list[dict[str, Any]], manager: PluginManager | None = None)
     df.loc[labels > 1, "dataset"] = df["dataset"] + " #" + df["section"].str[:6]
     df = df.sort_values(["dataset", "protocol", "method", "seed", "job_key"])
     return df.drop_duplicates(["section", "protocol", "method", "seed"], keep="first").reset_index(drop=True)
-
-
-def pair_label(train: str, test: str, split: str = "test", revision: str = "", guide: str = "") -> str:
-    """A leaderboard section's dataset: ``train``, or ``train → test`` when a job was evaluated
-    on another dataset, with which of its splits (when not its test split) and which part of it
-    (a subset's revision: two folders of samples are two sections); then the guide when it is
-    not the dataset's default (``biomassters-synthetic, monthly composite``)."""
-    suffix = f", {guide}" if guide else ""
-    if train == test and split == "test":
-        return train + suffix
-    notes = [f"{split} split"] if split != "test" else []
-    notes += [revision] if revision and revision != "official" else []
-    return f"{train} → {test}" + (f" ({', '.join(notes)})" if notes else "") + suffix
 
 
 def extra_metrics(records: list[dict[str, Any]]) -> dict[str, MetricInfo]:
@@ -150,11 +136,6 @@ def _label(metric: str, extras: Mapping[str, MetricInfo] | None = None) -> str:
 def _units(part: pd.DataFrame) -> str:
     units, label = str(part["units"].iloc[0] or "the target's units"), str(part["label"].iloc[0])
     return f"{units} ({label})" if label and label != units else units
-
-
-def slug(text: str) -> str:
-    """A file name part: ``a → b (train split)`` -> ``a-to-b-train-split``."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text.replace(" → ", "-to-")).strip("-")
 
 
 def _slug(dataset: str, protocol: str) -> str:
@@ -283,7 +264,6 @@ def write_leaderboard(
     columns, CSV under ``tables/`` and figures; ``results.csv`` holds the columns every section
     has. Regenerating from the same records writes the same bytes."""
     from gsr_bench import figures
-    from gsr_bench.records import RECORDS_DIR, valid_records
 
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)

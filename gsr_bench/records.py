@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from gsr_bench.jobs import Job, JobResult
     from gsr_bench.plugins import PluginManager
-    from gsr_bench.runner import Job, JobResult
 
 SCHEMA = "gsr-bench/result"
 SCHEMA_VERSION = 2  # 2: code fingerprint, distribution version and install, sections by identity
@@ -151,10 +151,27 @@ def _options_text(options: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in options.items())
 
 
+def pair_label(train: str, test: str, split: str = "test", revision: str = "", guide: str = "") -> str:
+    """A leaderboard section's dataset: ``train``, or ``train → test`` when a job was evaluated
+    on another dataset, with which of its splits (when not its test split) and which part of it
+    (a subset's revision: two folders of samples are two sections); then the guide when it is
+    not the dataset's default (``biomassters-synthetic, monthly composite``)."""
+    suffix = f", {guide}" if guide else ""
+    if train == test and split == "test":
+        return train + suffix
+    notes = [f"{split} split"] if split != "test" else []
+    notes += [revision] if revision and revision != "official" else []
+    return f"{train} → {test}" + (f" ({', '.join(notes)})" if notes else "") + suffix
+
+
+def slug(text: str) -> str:
+    """A file name part: ``a → b (train split)`` -> ``a-to-b-train-split``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text.replace(" → ", "-to-")).strip("-")
+
+
 def section_of(record: Mapping[str, Any]) -> str:
-    """The label of the leaderboard section a record's row goes to (``leaderboard.pair_label``),
+    """The label of the leaderboard section a record's row goes to (:func:`pair_label`),
     with the dataset options and protocol fields it ran with that differ from the defaults."""
-    from gsr_bench.leaderboard import pair_label
 
     test, dataset = record["test"], record["dataset"]
     label = pair_label(
@@ -185,7 +202,6 @@ def section_id(record: Mapping[str, Any]) -> str:
 def record_path(root: Path, record: Mapping[str, Any]) -> Path:
     """``ROOT/SECTION/PROTOCOL/METHOD-seedN-KEY.json``, ``SECTION`` the leaderboard section's
     label (``DATASET``, or ``DATASET-to-TEST-...`` for a job tested on another dataset)."""
-    from gsr_bench.leaderboard import slug
 
     name = f"{slug(record['method']['name'])}-seed{record['seed']}-{record['job_key']}.json"
     return Path(root) / slug(section_of(record)) / slug(record["protocol"]["name"]) / name

@@ -20,9 +20,9 @@ import torch
 
 from gsr_bench.data.tiles import TileSet
 from gsr_bench.errors import GsrBenchError
+from gsr_bench.jobs import Job, cache_dir, load_splits
 from gsr_bench.metrics import METRICS_REVISION, MetricAccumulator, definition_changed, is_accumulated
 from gsr_bench.ops import project_to_source
-from gsr_bench.runner import Job, cache_dir, load_splits
 from gsr_bench.tracking import Tracker
 
 

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gsr_bench.jobs import cache_dir, load_splits
 from gsr_bench.ops import upsample
+from gsr_bench.planning import plan_jobs
 from gsr_bench.plugins import get_plugin_manager
 from gsr_bench.protocol import load_protocol
-from gsr_bench.runner import cache_dir, load_splits, plan_jobs
 from gsr_bench_methods._common import box_blur
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from gsr_bench.data.prepare import prepare_split
+from gsr_bench.data.store import load
 from gsr_bench.dataset import GSRDataset, Sample
 from gsr_bench.errors import DataError
 from gsr_bench.protocol import load_protocol
@@ -62,15 +63,17 @@ def test_prepared_at_the_protocol_crop_with_the_dataset_scale(tmp_path: Path) ->
 
 def test_splits_carry_the_dataset_declarations(tmp_path: Path) -> None:
     protocol = load_protocol("smoke").with_overrides({"task.crop": 36, "train.patch_size": 12})
-    splits = Arrays(n=30).load(protocol, tmp_path, progress=False, workers=1)
+    splits = load(Arrays(n=30), protocol, tmp_path, progress=False, workers=1)
     info = splits.info
     assert (info.scale, info.units, info.label, info.data_range) == (4, "m", "height", 30.0)
     assert info.rgb_channels == (2, 1, 0)  # named red, green, blue: found whatever their order
     batch = splits.test.batch(range(2))
-    assert batch["guide"].shape == (2, 3, 36, 36) and batch["source"].shape == (2, 1, 9, 9)
+    # the dataset's 3 channels and the source mask
+    assert batch["guide"].shape == (2, 4, 36, 36) and batch["source"].shape == (2, 1, 9, 9)
+    assert batch["source_valid"].shape == (2, 1, 9, 9) and batch["guide"][:, 3].eq(1).all()
     # cached: a second load reads the same store
     assert len(list(tmp_path.glob("prepared/*/train.h5"))) == 1
-    Arrays(n=30).load(protocol, tmp_path, progress=False, workers=1)
+    load(Arrays(n=30), protocol, tmp_path, progress=False, workers=1)
     assert len(list(tmp_path.glob("prepared/*/train.h5"))) == 1
 
 
@@ -99,5 +102,5 @@ def test_contract_violations_name_the_tile(
 def test_tiles_smaller_than_250_prepare_at_a_smaller_crop(tmp_path: Path) -> None:
     """torchgeo's fixture has 32-pixel tiles: a protocol cropping 60 must not ask for 250."""
     protocol = load_protocol("smoke").with_overrides({"task.crop": 32, "train.patch_size": 16})
-    splits = Arrays(size=32, n=20).load(protocol, tmp_path, progress=False, workers=1)
+    splits = load(Arrays(size=32, n=20), protocol, tmp_path, progress=False, workers=1)
     assert splits.train.batch([0])["target"].shape == (1, 1, 32, 32)

@@ -9,9 +9,9 @@ import pytest
 
 from gsr_bench.cli import main
 from gsr_bench.estimate import estimate, load_rates
+from gsr_bench.planning import plan_jobs
 from gsr_bench.plugins import PluginManager
 from gsr_bench.protocol import load_protocol
-from gsr_bench.runner import plan_jobs
 
 
 def _rates(folder: Path) -> Path:

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from gsr_bench.jobkeys import EVAL, PROTOCOL_FIELDS, TRAIN, protocol_fields
+from gsr_bench.planning import plan_jobs
 from gsr_bench.plugins import get_plugin_manager
 from gsr_bench.protocol import Device, load_protocol
-from gsr_bench.runner import plan_jobs
 
 # a different valid value of each field of the smoke protocol
 CHANGED: dict[str, Any] = {

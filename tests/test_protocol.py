@@ -69,8 +69,8 @@ def test_overrides_change_fingerprint_and_reject_unknown_keys() -> None:
 
 
 def test_method_options_reach_only_their_own_job() -> None:
+    from gsr_bench.planning import plan_jobs
     from gsr_bench.plugins import PluginManager
-    from gsr_bench.runner import plan_jobs
 
     manager = PluginManager()
     quick = load_protocol("quick")
@@ -85,8 +85,8 @@ def test_method_options_reach_only_their_own_job() -> None:
 
 
 def test_unknown_composite_and_bad_method_table(tmp_path: Path) -> None:
+    from gsr_bench.planning import plan_jobs
     from gsr_bench.plugins import PluginManager
-    from gsr_bench.runner import plan_jobs
 
     path = tmp_path / "p.toml"
     path.write_text('name = "p"\nversion = "1"\n[data]\ncomposite = "seasonal"\n')
@@ -104,8 +104,8 @@ def test_unknown_composite_and_bad_method_table(tmp_path: Path) -> None:
 
 
 def test_deterministic_methods_run_once() -> None:
+    from gsr_bench.planning import plan_jobs
     from gsr_bench.plugins import PluginManager
-    from gsr_bench.runner import plan_jobs
 
     jobs = plan_jobs(
         PluginManager(), ["bicubic", "jbu", "msg", "p2p"], ["biomassters-synthetic"], load_protocol("quick")

@@ -18,9 +18,9 @@ from gsr_bench import MethodSpec, hookimpl
 from gsr_bench.cli import main
 from gsr_bench.faults import KILL_ENV
 from gsr_bench.method import TorchMethod
+from gsr_bench.planning import plan_jobs
 from gsr_bench.plugins import PluginManager, get_plugin_manager
 from gsr_bench.protocol import load_protocol
-from gsr_bench.runner import plan_jobs
 from gsr_bench.tracking import Tracker
 
 SMOKE = Path(__file__).parents[1] / "gsr_bench" / "protocols" / "smoke.toml"

@@ -298,9 +298,11 @@ def test_one_copy_of_the_splits_per_data_key_freed_after_its_last_job(
     one per protocol fingerprint (at paper scale, copies of a 15 GB train split stacked up on the
     GPU), released once the last job that reads it is done."""
     from gsr_bench import runner as runner_module
+    from gsr_bench.jobs import data_key
+    from gsr_bench.planning import plan_jobs
     from gsr_bench.plugins import get_plugin_manager
     from gsr_bench.protocol import load_protocol
-    from gsr_bench.runner import Runner, _data_key, plan_jobs
+    from gsr_bench.runner import Runner
 
     quick = load_protocol("quick")
     pm = get_plugin_manager()
@@ -308,8 +310,8 @@ def test_one_copy_of_the_splits_per_data_key_freed_after_its_last_job(
         plan_jobs(pm, [m], ["biomassters-synthetic"], quick, [0])[0] for m in ("dada", "msg", "utae")
     )
     assert dada.protocol.fingerprint() != msg.protocol.fingerprint()  # quick's [method_train.dada]
-    assert _data_key(dada) == _data_key(msg)
-    assert _data_key(utae) != _data_key(msg)  # the monthly guide: other tiles
+    assert data_key(dada) == data_key(msg)
+    assert data_key(utae) != data_key(msg)  # the monthly guide: other tiles
     loads: list[Any] = []
     real = runner_module.load_splits
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from gsr_bench.errors import GsrBenchError
-from gsr_bench.leaderboard import pair_label
+from gsr_bench.planning import plan_jobs
 from gsr_bench.plugins import PluginManager
 from gsr_bench.protocol import load_protocol
+from gsr_bench.records import pair_label
 from gsr_bench.registry import DatasetSpec
-from gsr_bench.runner import plan_jobs
 from tests.test_dataset import Arrays
 
 

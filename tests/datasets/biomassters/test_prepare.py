@@ -15,6 +15,7 @@ import pytest
 
 from gsr_bench.cli import main
 from gsr_bench.data.prepare import prepare_split
+from gsr_bench.data.store import prepare
 from gsr_bench.errors import DataError
 from gsr_bench.faults import KILL_ENV
 from gsr_bench_datasets.biomassters.dataset import BioMassters
@@ -177,11 +178,11 @@ def test_a_store_is_prepared_again_when_its_folder_changes(
     root = tmp_path / "chips"
     shutil.copytree(real_months, root)
     dataset = BioMassters(str(root))
-    first = dataset.prepare(tmp_path / "cache", 250, progress=False, workers=1, splits=("train",))["train"]
+    first = prepare(dataset, tmp_path / "cache", 250, progress=False, workers=1, splits=("train",))["train"]
     with h5py.File(first, "r") as f:
         assert sorted(c.decode() for c in f["chip_id"][:]) == ["000aa810", "288afc34"]
-    again = BioMassters(str(root)).prepare(
-        tmp_path / "cache", 250, progress=False, workers=1, splits=("train",)
+    again = prepare(
+        BioMassters(str(root)), tmp_path / "cache", 250, progress=False, workers=1, splits=("train",)
     )
     assert again["train"] == first and "preparing again" not in caplog.text  # unchanged: reused
 
@@ -189,7 +190,7 @@ def test_a_store_is_prepared_again_when_its_folder_changes(
     metadata.write_text("".join(ln for ln in metadata.open() if not ln.startswith("000aa810")))
     changed = BioMassters(str(root))
     assert changed.content_revision() != dataset.content_revision()
-    path = changed.prepare(tmp_path / "cache", 250, progress=False, workers=1, splits=("train",))["train"]
+    path = prepare(changed, tmp_path / "cache", 250, progress=False, workers=1, splits=("train",))["train"]
     assert "prepared from other files" in caplog.text and "preparing again" in caplog.text
     with h5py.File(path, "r") as f:
         assert [c.decode() for c in f["chip_id"][:]] == ["288afc34"]
@@ -197,9 +198,10 @@ def test_a_store_is_prepared_again_when_its_folder_changes(
 
 _OPEN_STORE = """
 import sys
+from gsr_bench.data.store import prepare
 from gsr_bench_datasets.biomassters.dataset import BioMassters
 for _ in range(30):
-    BioMassters(sys.argv[1]).prepare(sys.argv[2], 250, progress=False, workers=1)
+    prepare(BioMassters(sys.argv[1]), sys.argv[2], 250, progress=False, workers=1)
 """
 
 
@@ -208,7 +210,7 @@ def test_processes_opening_one_store_at_once_keep_it(synth_root: Path, tmp_path:
     rewritten by each, and one that read it half-written took the store for another data's and
     deleted it under the others (a loaded `make test` failed every Ray job of a run that way)."""
     cache = tmp_path / "cache"
-    paths = BioMassters(str(synth_root)).prepare(cache, 250, progress=False, workers=1)
+    paths = prepare(BioMassters(str(synth_root)), cache, 250, progress=False, workers=1)
     before = {s: p.stat().st_ino for s, p in paths.items()}
     procs = [
         subprocess.Popen(
