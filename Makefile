@@ -37,6 +37,7 @@ test: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check gsr_bench methods datasets tests examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/pytest tests/benchmarks --benchmark-only --benchmark-autosave --benchmark-columns=min,median,mean,ops

@@ -405,7 +405,7 @@ def execute_job(
     manager: PluginManager | None,
 ) -> JobResult:
     """Fit and evaluate one job; a failure becomes a FAILED result, never an exception."""
-    from gsr_bench.evaluate import execute
+    from gsr_bench.execute import execute
 
     started = time.perf_counter()
     try:

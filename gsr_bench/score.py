@@ -93,7 +93,7 @@ def score_jobs(
 ) -> list[list[str]]:
     """Rescore every finished job of ``jobs``; log the new metrics to its run (and its result
     record under ``records``) unless ``write`` is False. Rows: job, metric, logged, new, difference."""
-    from gsr_bench.evaluate import extra_metrics
+    from gsr_bench.execute import extra_metrics
 
     extra, extra_info = extra_metrics()
     rows: list[list[str]] = []

@@ -1,0 +1,104 @@
+"""One job, start to end: create the method, fit it, predict the test split, measure it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gsr_bench.data.tiles import Splits
+from gsr_bench.evaluate import evaluate, save_figure_tiles, save_predictions, task_info
+from gsr_bench.jobs import Job
+from gsr_bench.method import Method
+from gsr_bench.metrics import ExtraMetric
+from gsr_bench.plugins import PluginManager, get_plugin_manager
+from gsr_bench.registry import resolve_factory
+from gsr_bench.training import TrainContext, seed_everything
+
+
+def extra_metrics(manager: PluginManager | None = None) -> tuple[dict[str, ExtraMetric], dict[str, Any]]:
+    """The plugins' extra metrics, ready to compute, and what the records say of each."""
+    specs = list((manager or get_plugin_manager()).metrics)
+    fns = {m.name: ExtraMetric(resolve_factory(m.fn), m.aggregate) for m in specs}
+    info = {
+        m.name: {
+            "version": m.version,
+            "aggregate": m.aggregate,
+            "higher_is_better": m.higher_is_better,
+            "label": m.label or m.name,
+            "unit": m.unit,
+            "description": m.description,
+            "distribution": m.distribution,
+        }
+        for m in specs
+    }
+    return fns, info
+
+
+def execute(
+    job: Job,
+    splits: Splits,
+    device: torch.device,
+    workdir: Path,
+    checkpoint_dir: Path,
+    progress: bool,
+    manager: PluginManager | None = None,
+) -> tuple[dict[str, float], dict[str, Any], list[tuple[str, int, float]]]:
+    """Fit and evaluate ``job``: its metrics, the params to log and the training's metric series."""
+    proto = job.protocol
+    seed_everything(job.seed)
+    task = task_info(splits, proto.task.crop)
+    method: Method = job.method.create(task, **job.method_options).to(device)
+    ctx = TrainContext(
+        proto.train, job.seed, device, job.train_key, checkpoint_dir, progress, proto.device, proto.loader
+    )
+    started = time.perf_counter()
+    fit_info = method.fit(splits.train, splits.val, ctx) or {}
+    train_time = time.perf_counter() - started
+    extra, extra_info = extra_metrics(manager)
+    metrics, preds = evaluate(
+        method,
+        splits.test,
+        proto.eval.batch_size,
+        device,
+        splits.test.info.bins,  # a cross-dataset job is scored as the test dataset says
+        proto.eval.warmup_batches,
+        extra,
+        progress,
+        keep=-1 if proto.eval.save_predictions else proto.eval.figure_tiles,
+        project=proto.eval.project_to_source,
+    )
+    metrics.update({k: float(v) for k, v in fit_info.items()})
+    metrics["train_time_s"] = float(fit_info.get("train_time_s", train_time))
+    metrics["params"] = float(method.num_parameters())
+    metrics["test_tiles"] = float(len(splits.test))
+    # One seed drives python, numpy, torch and the data order; recorded under each name.
+    params = {
+        **method.config(),
+        **getattr(method, "fit_params", {}),
+        **{f"seed_{k}": job.seed for k in ("python", "numpy", "torch", "data_order")},
+        "loader": dataclasses.asdict(proto.loader),  # recorded, not hashed: it never changes a batch
+    }
+    if extra_info:
+        params["extra_metrics"] = extra_info
+    (workdir / "config.json").write_text(
+        json.dumps(
+            {
+                "job": job.config(),
+                "chosen": params,
+                "dataset": splits.info.to_dict(),
+                "key": job.key,
+            },
+            indent=2,
+            default=str,
+        )
+    )
+    if proto.eval.save_predictions:
+        save_predictions(workdir / "predictions.npz", splits.test, preds)
+    if proto.eval.figure_tiles:
+        save_figure_tiles(workdir / "tiles.npz", splits.test, preds[: proto.eval.figure_tiles])
+    return metrics, params, list(getattr(method, "fit_series", []))
