@@ -40,7 +40,7 @@ def test_listing_does_not_import_torch(what: list[str]) -> None:
     Fails if any module on the listing path imports torch at module level."""
     code = (
         "import sys, runpy; sys.argv = ['gsr-bench', 'list', *sys.argv[1:]]\n"
-        "try:\n    runpy.run_module('gsr_bench.cli', run_name='__main__')\n"
+        "try:\n    runpy.run_module('gsr_bench', run_name='__main__')\n"
         "except SystemExit as e:\n    assert not e.code, e.code\n"
         "print('torch imported' if 'torch' in sys.modules else 'no torch', file=sys.stderr)"
     )
