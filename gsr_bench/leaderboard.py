@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from gsr_bench.metrics import METRICS, TARGET_UNITS, MetricInfo, bin_lower_bound, format_rate
-from gsr_bench.records import RECORDS_DIR, leaderboard_row, slug, staleness, valid_records
+from gsr_bench.record_checks import staleness
+from gsr_bench.records import RECORDS_DIR, leaderboard_row, slug, valid_records
 
 if TYPE_CHECKING:
     from gsr_bench.plugins import PluginManager

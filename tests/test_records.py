@@ -205,7 +205,7 @@ def test_a_record_of_older_metric_definitions_is_stale() -> None:
     """Its PSNR is another quantity (a tile mean, not pooled): ranked beside new records it would
     be compared with what it is not. Fails if the revision is not checked."""
     from gsr_bench.metrics import METRICS_REVISION
-    from gsr_bench.records import staleness
+    from gsr_bench.record_checks import staleness
 
     path = next((Path(__file__).parents[1] / "leaderboard" / "results").rglob("*.json"))
     record = json.loads(path.read_text())

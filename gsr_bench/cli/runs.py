@@ -174,7 +174,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     pm = get_plugin_manager()
     if args.prune:
-        from gsr_bench.records import RECORDS_DIR, prune
+        from gsr_bench.record_checks import prune
+        from gsr_bench.records import RECORDS_DIR
 
         removed = prune(Path(args.leaderboard) / RECORDS_DIR, pm)
         for path, why in removed:
@@ -191,10 +192,11 @@ def check_records(out: Path) -> int:
     """``leaderboard --check``: the records of a submission, before anything is written."""
     from gsr_bench import records
     from gsr_bench.plugins import get_plugin_manager
+    from gsr_bench.record_checks import check
 
     folder = out / records.RECORDS_DIR
     count = sum(1 for _ in records.load(folder))
-    problems = records.check(folder, get_plugin_manager())
+    problems = check(folder, get_plugin_manager())
     for p in problems:
         print(p)
     errors = [p for p in problems if p.severity == "error"]
