@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +14,14 @@ import torch
 
 from gsr_bench.data.tiles import Splits
 from gsr_bench.evaluate import evaluate, save_figure_tiles, save_predictions, task_info
-from gsr_bench.jobs import Job
+from gsr_bench.jobs import Job, JobResult
 from gsr_bench.method import Method
 from gsr_bench.metrics import ExtraMetric
 from gsr_bench.plugins import PluginManager, get_plugin_manager
 from gsr_bench.registry import resolve_factory
 from gsr_bench.training import TrainContext, seed_everything
+
+log = logging.getLogger(__name__)
 
 
 def extra_metrics(manager: PluginManager | None = None) -> tuple[dict[str, ExtraMetric], dict[str, Any]]:
@@ -102,3 +106,29 @@ def execute(
     if proto.eval.figure_tiles:
         save_figure_tiles(workdir / "tiles.npz", splits.test, preds[: proto.eval.figure_tiles])
     return metrics, params, list(getattr(method, "fit_series", []))
+
+
+def execute_job(
+    job: Job,
+    splits: Any,
+    device: Any,
+    workdir: Path,
+    checkpoints: Path,
+    progress: bool,
+    manager: PluginManager | None,
+) -> JobResult:
+    """Fit and evaluate one job; a failure becomes a FAILED result, never an exception."""
+    started = time.perf_counter()
+    try:
+        metrics, params, series = execute(
+            job, splits, device, workdir, checkpoints / job.train_key, progress, manager
+        )
+        result = JobResult(job, "FINISHED", metrics, params, series=series)
+    except Exception as exc:
+        result = JobResult(
+            job, "FAILED", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
+        )
+        (workdir / "traceback.txt").write_text(result.traceback)
+        log.warning("%s failed: %s", job.name, result.error)
+    result.seconds = time.perf_counter() - started
+    return result

@@ -17,8 +17,8 @@ import pytest
 
 from gsr_bench.cli import main
 from gsr_bench.errors import GsrBenchError
+from gsr_bench.executors.ray import RAY_CLIENT_ATTEMPTS, _join_ray
 from gsr_bench.plugins import PluginManager
-from gsr_bench.runner import RAY_CLIENT_ATTEMPTS, _join_ray
 from gsr_bench.tracking import Tracker
 
 METHODS = PluginManager().methods.names()  # run --all

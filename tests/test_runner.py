@@ -297,12 +297,12 @@ def test_one_copy_of_the_splits_per_data_key_freed_after_its_last_job(
     """Methods with their own training budget read the same tiles: one copy of the splits, not
     one per protocol fingerprint (at paper scale, copies of a 15 GB train split stacked up on the
     GPU), released once the last job that reads it is done."""
-    from gsr_bench import runner as runner_module
+    from gsr_bench.executors import local as runner_module
+    from gsr_bench.executors.local import Runner
     from gsr_bench.jobs import data_key
     from gsr_bench.planning import plan_jobs
     from gsr_bench.plugins import get_plugin_manager
     from gsr_bench.protocol import load_protocol
-    from gsr_bench.runner import Runner
 
     quick = load_protocol("quick")
     pm = get_plugin_manager()

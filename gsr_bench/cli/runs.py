@@ -85,11 +85,11 @@ def add_parsers(add: Add) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from gsr_bench.executors.local import Runner
     from gsr_bench.leaderboard import write_leaderboard
     from gsr_bench.plugins import get_plugin_manager
     from gsr_bench.records import RECORDS_DIR
     from gsr_bench.results_dir import exclusive
-    from gsr_bench.runner import Runner
 
     pm = get_plugin_manager()
     for failure in pm.failures:
@@ -99,8 +99,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     publish = not args.no_leaderboard and bool(jobs) and (args.publish or jobs[0].protocol.publish)
     if args.ddp:
         from gsr_bench import distributed
+        from gsr_bench.executors.ddp import follow
         from gsr_bench.jobs import cache_dir
-        from gsr_bench.runner import follow
 
         if args.executor != "local":
             raise GsrBenchError("--ddp trains each job over torchrun's processes; it needs --executor local")

@@ -1,26 +1,22 @@
-"""Executing jobs: the local runner, Ray tasks and data-parallel ranks.
+"""The local executor: jobs one at a time on one device, each logged to its own MLflow run.
 
-The runner skips jobs whose key has a finished MLflow run, resumes interrupted ones from their
-checkpoints, and gives each job its own run whatever happens to the others.
+It skips jobs whose key has a finished run, resumes interrupted ones from their checkpoints,
+shares one copy of a data key's tiles between its jobs, and hands jobs to Ray (``executor =
+"ray"``) with the same bookkeeping.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import tempfile
-import time
-import traceback
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from gsr_bench.errors import GsrBenchError
-from gsr_bench.faults import raise_point
 from gsr_bench.jobs import (
     CELL_KEY_TAG,
     CODE_TAG,
@@ -194,6 +190,8 @@ class Runner:
         workdir = Path(tempfile.mkdtemp(prefix="gsr-bench-"))
         status = "KILLED"
         try:
+            from gsr_bench.execute import execute_job
+
             result = execute_job(
                 job,
                 self.splits(job),
@@ -213,22 +211,11 @@ class Runner:
 
     def run_ray(self, jobs: Sequence[Job], address: str | None = None) -> list[JobResult]:
         """Each job a Ray task (a GPU each where the cluster has GPUs); only this driver logs."""
-        try:
-            import ray
-        except ImportError:
-            raise GsrBenchError("the ray executor needs Ray: pip install 'gsr-bench[ray]'") from None
+        from gsr_bench.executors import ray as ray_executor
 
-        started_here = not ray.is_initialized()
-        if started_here and address is None:
-            # a Ray of our own runs only these jobs: at Ray's default nice 15 they would starve
-            # behind any other work on the machine, and their throughput would be measured so
-            os.environ.setdefault("RAY_worker_niceness", "0")
-        if started_here:
-            _check_reachable(address)
-            _join_ray(ray.init, address)
-        try:
+        with ray_executor.connected(address) as ray:
             gpus = ray.cluster_resources().get("GPU", 0)
-            remote = ray.remote(_remote_job)
+            remote = ray.remote(ray_executor.remote_job)
             pending: dict[Any, tuple[Job, str, dict[str, str]]] = {}
             device = "cuda" if gpus else "cpu"
             results = []
@@ -248,41 +235,32 @@ class Runner:
                 )
                 pending[ref] = (job, run_id, tags)
             try:
-                results += self._collect_ray(ray, pending)
+                for ref, result, artifacts, error in ray_executor.finished(ray, list(pending)):
+                    job, run_id, tags = pending.pop(ref)
+                    if result is None:  # the task raised: its own run fails, the others go on
+                        traceback = artifacts.pop("traceback.txt", b"").decode()
+                        result = JobResult(job, "FAILED", error=error, traceback=traceback)
+                        log.warning("%s failed in its Ray task: %s", job.name, error)
+                    results.append(self._finish_remote(result, run_id, tags, artifacts))
             finally:
                 for _, run_id, _ in pending.values():  # interrupted: no run stays RUNNING
                     self.tracker.end(run_id, "KILLED")
             return results
-        finally:
-            if started_here:
-                ray.shutdown()
 
-    def _collect_ray(self, ray: Any, pending: dict[Any, tuple[Job, str, dict[str, str]]]) -> list[JobResult]:
-        """Log each Ray task's result as it finishes; a task that raised (its worker died, its data
-        could not load) fails its own run and the others go on."""
-        results = []
-        while pending:
-            (done,), _ = ray.wait(list(pending), num_returns=1)
-            job, run_id, tags = pending[done]
-            try:
-                result, artifacts = ray.get(done)
-            except Exception as exc:
-                cause = getattr(exc, "cause", None) or exc  # a RayTaskError wraps the task's own
-                error = f"{type(cause).__name__}: {(str(cause).strip().splitlines() or [''])[0]}"
-                result, artifacts = JobResult(job, "FAILED", error=error, traceback=str(exc)), {}
-                log.warning("%s failed in its Ray task: %s", job.name, error)
-            del pending[done]
-            workdir = Path(tempfile.mkdtemp(prefix="gsr-bench-"))
-            for name, data in artifacts.items():
-                (workdir / name).write_bytes(data)
-            result.tags, result.run_id, result.artifacts = tags, run_id, workdir
-            try:
-                self._log(result)
-            finally:
-                self.tracker.end(run_id, result.status)
-                shutil.rmtree(workdir, ignore_errors=True)
-            results.append(result)
-        return results
+    def _finish_remote(
+        self, result: JobResult, run_id: str, tags: dict[str, str], artifacts: dict[str, bytes]
+    ) -> JobResult:
+        """A Ray task's result logged to the run the driver opened for it, with its artifacts."""
+        workdir = Path(tempfile.mkdtemp(prefix="gsr-bench-"))
+        for name, data in artifacts.items():
+            (workdir / name).write_bytes(data)
+        result.tags, result.run_id, result.artifacts = tags, run_id, workdir
+        try:
+            self._log(result)
+        finally:
+            self.tracker.end(run_id, result.status)
+            shutil.rmtree(workdir, ignore_errors=True)
+        return result
 
     def _log(self, r: JobResult) -> None:
         # the whole resolved protocol, then what the key hashes (the same names agree)
@@ -307,133 +285,7 @@ class Runner:
         self._publish(r)
 
 
-RAY_CLIENT_ATTEMPTS = 3
-
-
-def _join_ray(init: Callable[..., Any], address: str | None, wait_s: float = 2.0) -> None:
-    """``ray.init`` with a clear error; a Ray Client (``ray://``) join is tried again when the
-    cluster's per-client server died as it started (Ray's fork race, ray-project/ray#63202: a few
-    per cent of joins, more on a loaded head), since a fresh attempt forks a fresh server."""
-    attempts = RAY_CLIENT_ATTEMPTS if address and address.startswith("ray://") else 1
-    for attempt in range(1, attempts + 1):
-        try:
-            init(address=address, include_dashboard=False, log_to_driver=False)
-            return
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            server_side = "failure from server" in str(exc)
-            if server_side and attempt < attempts:
-                log.warning(
-                    "the Ray Client server at %s failed to start (attempt %d of %d); trying again",
-                    address,
-                    attempt,
-                    attempts,
-                )
-                time.sleep(wait_s * attempt)
-                continue
-            raise GsrBenchError(
-                f"cannot join the Ray cluster at {address or 'a local Ray'}: {_ray_reason(exc)}"
-            ) from None
-
-
-def _ray_reason(exc: BaseException) -> str:
-    """The line that says why: a server's traceback ends with it, other errors start with it."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    reason = (lines[-1] if "Traceback" in str(exc) else lines[0]) if lines else type(exc).__name__
-    if os.environ.get("RAY_AUTH_MODE") != "token":
-        reason += (
-            " (a cluster with token authentication needs RAY_AUTH_MODE=token and its RAY_AUTH_TOKEN here)"
-        )
-    return reason[:400]
-
-
-def _check_reachable(address: str | None) -> None:
-    """Fail in seconds on a ``host:port`` nobody listens on: Ray itself retries for minutes."""
-    if not address or address == "auto" or "://" in address or ":" not in address:
-        return
-    import socket
-
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=5):
-            pass
-    except (OSError, ValueError) as exc:
-        raise GsrBenchError(f"cannot reach the Ray cluster at {address}: {exc}") from None
-
-
 def _world_size() -> int:
     from gsr_bench import distributed
 
     return distributed.world()[1]
-
-
-def follow(
-    manager: PluginManager, jobs: Sequence[Job], cache_dir: Path, checkpoints: Path, device: Any
-) -> None:
-    """A DDP rank other than 0: trains (and evaluates, unlogged) the jobs rank 0 announces."""
-    from gsr_bench import distributed
-
-    by_key = {j.key: j for j in jobs}
-    keys: list[str] = distributed.broadcast(None)
-    if not keys:
-        return
-    distributed.barrier()
-    loaded: dict[str, Any] = {}
-    left = Counter(data_key(by_key[key]) for key in keys)
-    for key in keys:
-        job = by_key[key]
-        tiles = data_key(job)
-        if tiles not in loaded:
-            loaded[tiles] = load_splits(job, cache_dir)
-        splits = loaded[tiles]
-        workdir = Path(tempfile.mkdtemp(prefix="gsr-bench-ddp-"))
-        try:
-            execute_job(job, splits, device, workdir, checkpoints, False, manager)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-        left[tiles] -= 1
-        if not left[tiles]:
-            release_splits(loaded.pop(tiles))
-
-
-def execute_job(
-    job: Job,
-    splits: Any,
-    device: Any,
-    workdir: Path,
-    checkpoints: Path,
-    progress: bool,
-    manager: PluginManager | None,
-) -> JobResult:
-    """Fit and evaluate one job; a failure becomes a FAILED result, never an exception."""
-    from gsr_bench.execute import execute
-
-    started = time.perf_counter()
-    try:
-        metrics, params, series = execute(
-            job, splits, device, workdir, checkpoints / job.train_key, progress, manager
-        )
-        result = JobResult(job, "FINISHED", metrics, params, series=series)
-    except Exception as exc:
-        result = JobResult(
-            job, "FAILED", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
-        )
-        (workdir / "traceback.txt").write_text(result.traceback)
-        log.warning("%s failed: %s", job.name, result.error)
-    result.seconds = time.perf_counter() - started
-    return result
-
-
-def _remote_job(
-    job: Job, cache_dir: Path, checkpoints: Path, device: str
-) -> tuple[JobResult, dict[str, bytes]]:
-    """A job in a Ray worker: everything but MLflow; the artifacts travel back as bytes."""
-    import torch
-
-    raise_point("remote", job.method.name)
-    splits = load_splits(job, cache_dir)
-    workdir = Path(tempfile.mkdtemp(prefix="gsr-bench-ray-"))
-    try:
-        result = execute_job(job, splits, torch.device(device), workdir, checkpoints, False, None)
-        return result, {p.name: p.read_bytes() for p in workdir.iterdir()}
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
