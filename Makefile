@@ -43,7 +43,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/pytest tests/benchmarks --benchmark-only --benchmark-autosave --benchmark-columns=min,median,mean,ops
 
 # the contributors' API reference, from the docstrings; warnings are errors (CI runs it)
-API_MODULES := gsr_bench.dataset gsr_bench.method gsr_bench.registry gsr_bench.hookspecs
+API_MODULES := gsr_bench.api gsr_bench.hookspecs
 $(VENV)/.installed-docs: $(VENV)/.installed
 	$(PIP_INSTALL) 'pdoc>=14' $(PIP_QUIET)
 	touch $@

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gsr_bench import CommandSpec, DatasetSpec, hookimpl
+from gsr_bench.api import CommandSpec, DatasetSpec, hookimpl
 
 _COMMANDS = "gsr_bench_datasets.biomassters.commands"
 

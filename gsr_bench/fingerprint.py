@@ -34,22 +34,53 @@ def normalized_source(source: str, origin: str = "<source>") -> str:
     return ast.dump(tree, annotate_fields=False, include_attributes=False)
 
 
-def _imported(tree: ast.AST, module: str, is_package: bool) -> set[str]:
-    """Absolute names of every module ``module`` imports, wherever the import statement is."""
-    names: set[str] = set()
+def _absolute(node: ast.ImportFrom, package: str) -> str:
+    if node.level:
+        base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+        return f"{base}.{node.module}" if node.module else base
+    return node.module or ""
+
+
+def _imports_from(tree: ast.AST, module: str, is_package: bool) -> list[tuple[str, list[str]]]:
+    """``(absolute module, names)`` of every ``from ... import`` in ``tree``, wherever it is."""
     package = module if is_package else module.rpartition(".")[0]
+    return [
+        (_absolute(node, package), [alias.name for alias in node.names])
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+    ]
+
+
+@lru_cache(maxsize=256)
+def _rebound(module: str) -> dict[str, str]:
+    """The names ``module`` binds by importing them (``from Y import a`` -> ``{a: Y}``): a
+    facade such as ``gsr_bench.api`` re-exports names whose code lives in other modules."""
+    found = _module_file(module)
+    if found is None:
+        return {}
+    path, is_package = found
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    out: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            source = _imports_from(ast.Module([node], []), module, is_package)[0][0]
+            for alias in node.names:
+                out[alias.asname or alias.name] = source
+    return out
+
+
+def _imported(tree: ast.AST, module: str, is_package: bool) -> set[str]:
+    """Absolute names of every module ``module`` imports, wherever the import statement is; a
+    name taken from a module that only re-exports it counts as its defining module's."""
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                target = f"{base}.{node.module}" if node.module else base
-            else:
-                target = node.module or ""
-            names.add(target)
-            # ``from pkg import sub`` may name a submodule
-            names.update(f"{target}.{alias.name}" for alias in node.names)
+    for target, imported in _imports_from(tree, module, is_package):
+        rebound = _rebound(target) if _same_distribution(module, target) else {}
+        for name in imported:
+            names.add(rebound.get(name, target))
+            names.add(f"{target}.{name}")  # ``from pkg import sub`` may name a submodule
     return names
 
 

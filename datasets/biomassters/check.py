@@ -8,9 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gsr_bench.data.finescale import FineScale, fine_scale
-from gsr_bench.data.tiff import tiff_header
-from gsr_bench.errors import DataError
+from gsr_bench.api import DataError, FineScale, fine_scale, tiff_header
 from gsr_bench_datasets.biomassters.layout import (
     LEAF_ON_MONTHS,
     SENSOR_BANDS,

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from gsr_bench.clitable import table
+from gsr_bench.api import table
 
 
 def synth_arguments(p: argparse.ArgumentParser) -> None:
@@ -49,7 +49,8 @@ def check_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _fine_scale(layout: Any, max_chips: int) -> None:
-    from gsr_bench.data.finescale import MIN_VALID, summarize
+    from gsr_bench.api import MIN_VALID
+    from gsr_bench.api import summarize_fine_scale as summarize
     from gsr_bench_datasets.biomassters.check import fine_scale_statistics
 
     found = fine_scale_statistics(layout, max_chips)

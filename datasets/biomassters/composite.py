@@ -9,8 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gsr_bench.data.channels import MASK_PREFIX
-from gsr_bench.errors import GsrBenchError
+from gsr_bench.api import MASK_PREFIX, GsrBenchError
 from gsr_bench_datasets.biomassters.layout import (
     CLP_INVALID,
     LEAF_ON_MONTHS,

@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from gsr_bench.dataset import GSRDataset, Sample
-from gsr_bench.errors import DataError, GsrBenchError
+from gsr_bench.api import DataError, GsrBenchError, GSRDataset, Sample
 from gsr_bench_datasets.biomassters.composite import get_composite
 from gsr_bench_datasets.biomassters.layout import (
     DOWNLOAD_HINT,

@@ -20,9 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from gsr_bench.data.channels import S1_BANDS, S2_BANDS
-from gsr_bench.data.tiff import read_tiff
-from gsr_bench.errors import DataError
+from gsr_bench.api import S1_BANDS, S2_BANDS, DataError, read_tiff
 
 MONTHS = (
     "September",

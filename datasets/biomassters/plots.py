@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gsr_bench.data.channels import S1_BANDS, S2_BANDS
+from gsr_bench.api import S1_BANDS, S2_BANDS
 from gsr_bench_datasets.biomassters.layout import MONTHS, BioMasstersLayout
 
 CLASSES = {"forest (AGB > 50)": lambda t: t > 50, "open (AGB = 0)": lambda t: t == 0}

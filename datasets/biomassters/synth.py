@@ -45,9 +45,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
-from gsr_bench.data.tiff import posix_cksum, write_tiff
-from gsr_bench.errors import check_room
-from gsr_bench.parallel import Partial, default_workers, ordered_map
+from gsr_bench.api import Partial, check_room, default_workers, ordered_map, posix_cksum, write_tiff
 from gsr_bench_datasets.biomassters.layout import MONTHS, S1_NODATA, RawChip
 
 GENERATOR_VERSION = "3"

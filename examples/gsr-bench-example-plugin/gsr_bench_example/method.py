@@ -3,8 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from gsr_bench.method import Method, TaskInfo
-from gsr_bench.ops import upsample
+from gsr_bench.api import Method, TaskInfo, upsample
 
 
 class SmoothBicubic(Method):

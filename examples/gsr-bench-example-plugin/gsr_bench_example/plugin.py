@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from gsr_bench import MethodSpec, hookimpl
+from gsr_bench.api import MethodSpec, hookimpl
 
 
 @hookimpl

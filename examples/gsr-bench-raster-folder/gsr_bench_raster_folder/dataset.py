@@ -12,9 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from gsr_bench.data.tiff import read_tiff, tiff_header
-from gsr_bench.dataset import GSRDataset, Sample
-from gsr_bench.errors import DataError
+from gsr_bench.api import DataError, GSRDataset, Sample, read_tiff, tiff_header
 
 Tile = tuple[str, str, int, int]  # (split, raster name, row, column) of a tile's top-left pixel
 REQUIRED = ("scale", "units", "channels")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from gsr_bench.data.tiff import write_tiff
+from gsr_bench.api import write_tiff
 
 METADATA = """scale = 8
 units = "m"

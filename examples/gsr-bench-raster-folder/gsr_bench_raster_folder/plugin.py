@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from gsr_bench import DatasetSpec, hookimpl
+from gsr_bench.api import DatasetSpec, hookimpl
 
 
 @hookimpl
