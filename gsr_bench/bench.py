@@ -177,11 +177,13 @@ def training_step(method: TorchMethod, device: torch.device, batch: int, patch: 
 
     g = torch.Generator().manual_seed(1)
     target = (torch.rand(batch, 1, patch, patch, generator=g) * 300).to(device)
-    data = {
+    source = torch.nn.functional.avg_pool2d(target, method.task.scale)
+    data = {  # every key a training batch has (gsr_bench.data.samplers.assemble)
         "guide": torch.randn(batch, method.task.in_channels, patch, patch, generator=g).to(device),
-        "source": torch.nn.functional.avg_pool2d(target, method.task.scale),
+        "source": source,
         "target": target,
         "valid": target >= 0,
+        "source_valid": source >= 0,
     }
     opt = make_optimizer(Train(), method.net.parameters(), device)
     method.net.train()

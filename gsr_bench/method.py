@@ -113,6 +113,11 @@ class TorchMethod(Method):
     def training_loss(self, batch: dict[str, torch.Tensor], kind: str) -> torch.Tensor:
         """The loss of one training batch; the protocol's masked loss on ``forward`` by default.
 
+        ``batch`` holds ``guide`` ``[B, C, P, P]``, ``source`` ``[B, 1, P/s, P/s]``, ``target``
+        ``[B, 1, P, P]``, ``valid`` (bool, like the target) and ``source_valid`` (bool, like the
+        source); take means over valid pixels with ``masked_mean`` or ``masked_loss`` from
+        ``gsr_bench.api``, which stay right under data-parallel training.
+
         Override for a method that is trained on something else than its prediction (ResNeXt's
         Gaussian negative log-likelihood of a mean and a variance).
         """

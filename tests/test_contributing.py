@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "gsr_bench.cli"]
+CLI = [sys.executable, "-m", "gsr_bench"]
 METHOD = "example-smooth-bicubic"
 
 

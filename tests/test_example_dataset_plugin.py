@@ -32,7 +32,7 @@ def test_raster_folder_plugin_runs_the_builtin_methods_in_its_units(
     folder = tmp_path / "heights"
     made = _run([sys.executable, "-m", "gsr_bench_raster_folder.fake", str(folder)], site, tmp_path)
     assert made.returncode == 0, made.stderr
-    cli = [sys.executable, "-m", "gsr_bench.cli"]
+    cli = [sys.executable, "-m", "gsr_bench"]
     listing = _run([*cli, "list", "datasets"], site, tmp_path)
     assert "raster-folder" in listing.stdout and "gsr-bench-raster-folder" in listing.stdout
     base = [*cli, "run", "-d", "raster-folder", "--root", str(folder), "-q", "--publish"]

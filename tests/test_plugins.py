@@ -154,7 +154,7 @@ def broken_plugins(
 def test_broken_installed_plugins_are_reported_by_the_cli(broken_plugins: Path) -> None:
     env = {"PYTHONPATH": str(broken_plugins), "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
-        [sys.executable, "-m", "gsr_bench.cli", "plugins"],
+        [sys.executable, "-m", "gsr_bench", "plugins"],
         capture_output=True,
         text=True,
         env=env,
@@ -171,7 +171,7 @@ def test_broken_installed_plugins_are_reported_by_the_cli(broken_plugins: Path) 
     assert "dataset hook exploded" in out.stderr
     assert "still-here" in out.stdout
     listing = subprocess.run(
-        [sys.executable, "-m", "gsr_bench.cli", "list", "methods"],
+        [sys.executable, "-m", "gsr_bench", "list", "methods"],
         capture_output=True,
         text=True,
         env=env,

@@ -56,7 +56,7 @@ def test_killed_training_resumes_to_the_same_metrics(workdir: Path) -> None:
 
     # the process kills itself once step 60's checkpoint is written: the same point on any machine
     proc = subprocess.run(
-        [sys.executable, "-m", "gsr_bench.cli", *base, "--results", "killed"],
+        [sys.executable, "-m", "gsr_bench", *base, "--results", "killed"],
         cwd=workdir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

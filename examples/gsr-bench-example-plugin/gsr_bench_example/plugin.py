@@ -19,3 +19,13 @@ def gsr_bench_register_methods(register: Callable[[Any], None]) -> None:
             seeded=False,  # no seed changes its output: it runs once, not once per seed
         )
     )
+    register(
+        MethodSpec(
+            name="example-tiny-residual",
+            family="gsr",
+            version="1",
+            description="Example plugin: a three-layer residual CNN over bicubic and the guide",
+            factory="gsr_bench_example.learned:TinyResidual",
+            paper="none (a template for plugin authors: a learned method)",
+        )
+    )

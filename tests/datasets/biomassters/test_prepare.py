@@ -82,7 +82,7 @@ def test_interrupted_prepare_resumes_to_the_same_file(synth_root: Path, tmp_path
     partial = Path(str(out) + ".partial")
     args = [*ROOT_ARGS, str(synth_root), "--split", "train", "--out", str(out), "--crop", "250"]
     args += ["--workers", "1"]
-    cmd = [sys.executable, "-m", "gsr_bench.cli", *args]
+    cmd = [sys.executable, "-m", "gsr_bench", *args]
     # the process kills itself once its third tile is flushed: the same point on any machine
     proc = subprocess.run(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, KILL_ENV: "prepare:3"}
