@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from gsr_bench.errors import GsrBenchError
 
 LOCK_NAME = ".gsr-bench.lock"
+PID_NAME = ".gsr-bench.pid"
 
 
 def ensure_writable(folder: Path) -> None:
@@ -32,27 +34,23 @@ def exclusive(folder: Path) -> Iterator[None]:
     """Hold the folder's lock for the duration of a run; a second run refuses with a clear line.
 
     Two runs writing one SQLite store and one checkpoint folder would race on the same jobs.
-    The lock is an ``flock`` on a file, so it disappears with the process however it ends.
+    The lock (filelock's, an ``flock`` on POSIX) goes with the process however it ends; the
+    holder's pid sits beside it, for the refusal to name.
     """
     ensure_writable(folder)
-    path = folder / LOCK_NAME
-    handle = path.open("a+")
+    lock = FileLock(folder / LOCK_NAME)
+    holder_file = folder / PID_NAME
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown"
-        handle.close()
+        lock.acquire(timeout=0)
+    except Timeout:
+        holder = holder_file.read_text().strip() if holder_file.is_file() else ""
         raise GsrBenchError(
-            f"results folder {folder} is in use by another gsr-bench run (pid {holder}); wait for "
-            f"it to finish or pass another --results"
+            f"results folder {folder} is in use by another gsr-bench run (pid {holder or 'unknown'}); "
+            "wait for it to finish or pass another --results"
         ) from None
     try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
+        holder_file.write_text(str(os.getpid()))
         yield
     finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+        holder_file.unlink(missing_ok=True)
+        lock.release()
