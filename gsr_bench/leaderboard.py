@@ -8,7 +8,6 @@ RMSE. Written as ``README.md``, ``results.csv``, ``tables/`` (one CSV a section,
 
 from __future__ import annotations
 
-import html
 import math
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -190,68 +189,53 @@ def markdown(table: pd.DataFrame, extras: Mapping[str, MetricInfo] | None = None
     return "\n".join(lines)
 
 
-_HTML_STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:1em 0}th,td{padding:4px 10px;border-bottom:1px solid #ddd;
-text-align:right}th{cursor:pointer;background:#f4f4f4;position:sticky;top:0}td.l,th.l{text-align:left}
-tr.fam td{background:#eef3fb;font-weight:600;text-align:left}img{max-width:100%;margin:1em 0}
-small{color:#666}"""
-_HTML_SCRIPT = """document.querySelectorAll('table.lb th').forEach((th,i)=>th.onclick=()=>{
-const t=th.closest('table'),b=t.tBodies[0],rows=[...b.rows].filter(r=>!r.classList.contains('fam'));
-const asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';
-const v=r=>{const s=r.cells[i].dataset.v??r.cells[i].textContent;const n=parseFloat(s);return isNaN(n)?s:n};
-rows.sort((a,c)=>{const x=v(a),y=v(c);return (x>y?1:x<y?-1:0)*(asc?1:-1)});
-[...b.querySelectorAll('tr.fam')].forEach(r=>r.remove());rows.forEach(r=>b.appendChild(r));});"""
-
-
 def html_page(table: pd.DataFrame, extras: Mapping[str, MetricInfo] | None = None) -> str:
-    e = html.escape
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>gsr-bench leaderboard</title>",
-        f"<style>{_HTML_STYLE}</style></head><body><h1>gsr-bench leaderboard</h1>",
-        "<p>Errors in each dataset's units on the test split, mean ± std over seeds. "
-        "Click a column to sort.</p>",
-    ]
-    if table.empty:  # a fresh folder whose every job failed: a page that says so, no crash
-        parts.append("<p>No finished runs yet.</p>")
+    """``index.html``: one sortable table per section, from ``templates/leaderboard.html``
+    (every value escaped)."""
+    import jinja2
+
+    sections = []
     groups = table.groupby(["dataset", "protocol"], sort=False) if not table.empty else []
     for (dataset, protocol), part in groups:
         cols = [c for c in (*COLUMNS, *(extras or {})) if f"{c}_mean" in part]
-        parts.append(
-            f"<h2>{e(dataset)} · protocol {e(protocol)} v{e(str(part['protocol_version'].iloc[0]))}</h2>"
-        )
-        parts.append(f"<p>Errors in {e(_units(part))}.</p>")
-        parts.append(
-            "<table class='lb'><thead><tr><th>rank</th><th class='l'>method</th>"
-            "<th class='l'>family</th><th>seeds</th>"
-            + "".join(f"<th>{e(_label(c, extras))}</th>" for c in cols)
-            + "</tr></thead><tbody>"
-        )
+        families = []
         for family, fam in part.groupby("family", sort=False):
-            parts.append(
-                f"<tr class='fam'><td colspan='{4 + len(cols)}'>"
-                f"{e(FAMILY_TITLES.get(family, family))}</td></tr>"
-            )
+            rows = []
             for _, r in fam.iterrows():
-                title = e(f"{r['description']} (v{r['method_version']}, {r['distribution']})")
-                cells = [
-                    f"<td>{r['rank']}</td>",
-                    f"<td class='l' title='{title}'>{e(r['method'])}</td>",
-                    f"<td class='l'>{e(family)}</td>",
-                    f"<td>{r['seeds']}</td>",
-                ]
+                cells = []
                 for c in cols:
                     mean = r[f"{c}_mean"]
-                    cells.append(
-                        f"<td data-v='{'' if pd.isna(mean) else mean}'>"
-                        f"{e(_fmt(mean, r.get(f'{c}_std', float('nan')), c))}</td>"
-                    )
-                parts.append("<tr>" + "".join(cells) + "</tr>")
-        parts.append("</tbody></table>")
-        slug = _slug(dataset, protocol)
-        for fig in ("tiles", "bins", "speed"):
-            parts.append(f"<img src='figures/{e(slug)}_{fig}.png' alt='{fig}'>")
-    parts.append(f"<script>{_HTML_SCRIPT}</script></body></html>")
-    return "\n".join(parts)
+                    text = _fmt(mean, r.get(f"{c}_std", float("nan")), c)
+                    cells.append({"value": "" if pd.isna(mean) else mean, "text": text})
+                rows.append(
+                    {
+                        "rank": r["rank"],
+                        "method": r["method"],
+                        "title": f"{r['description']} (v{r['method_version']}, {r['distribution']})",
+                        "seeds": r["seeds"],
+                        "cells": cells,
+                    }
+                )
+            families.append({"name": family, "title": FAMILY_TITLES.get(family, family), "rows": rows})
+        sections.append(
+            {
+                "dataset": dataset,
+                "protocol": protocol,
+                "version": str(part["protocol_version"].iloc[0]),
+                "units": _units(part),
+                "labels": [_label(c, extras) for c in cols],
+                "families": families,
+                "slug": _slug(dataset, protocol),
+            }
+        )
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("gsr_bench", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return env.get_template("leaderboard.html").render(sections=sections)
 
 
 def write_leaderboard(
