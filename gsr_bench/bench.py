@@ -95,7 +95,7 @@ def measure(
         options = bench_options(name, device)
         method = spec.create(task, **options).to(device)
         flops = count_flops(method, guide[:1], source[:1]) / (250 * 250)
-        median = median_seconds(_predict_call(method, guide, source, device), repeats, warmup=1)
+        median = median_seconds(predict_call(method, guide, source, device), repeats, warmup=1)
         timing = Timing(
             name,
             spec.family,
@@ -111,7 +111,7 @@ def measure(
         )
         if "iterations" in options:  # a second timing at 5x the iterations gives their cost
             longer = spec.create(task, **{**options, "iterations": 5 * options["iterations"]}).to(device)
-            slow = median_seconds(_predict_call(longer, guide, source, device), max(1, repeats // 2))
+            slow = median_seconds(predict_call(longer, guide, source, device), max(1, repeats // 2))
             timing.iteration_s = max(slow - median, 0.0) / (4 * options["iterations"])
         if isinstance(method, TorchMethod):
             step_s = time_training_step(method, device, train_batch, train_patch, repeats)
@@ -161,10 +161,16 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 0) -> f
     return statistics.median(times)
 
 
-def _predict_call(method: Any, guide: torch.Tensor, source: torch.Tensor, device: torch.device) -> Any:
-    def call() -> None:
-        method.predict(guide, source)
+def predict_call(
+    method: Any, guide: torch.Tensor, source: torch.Tensor, device: torch.device
+) -> Callable[[], torch.Tensor]:
+    """One timed prediction, synchronized on the device: what every inference timing of the
+    suite calls (``gsr-bench bench``, the benchmarks, the CI gate, the GPU check)."""
+
+    def call() -> torch.Tensor:
+        out = method.predict(guide, source)
         synchronize(device)
+        return out
 
     return call
 
@@ -188,12 +194,13 @@ def training_step(method: TorchMethod, device: torch.device, batch: int, patch: 
     opt = make_optimizer(Train(), method.net.parameters(), device)
     method.net.train()
 
-    def step() -> None:
+    def step() -> float:
         loss = method.training_loss(data, "l1")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         synchronize(device)
+        return float(loss.detach())
 
     return step
 

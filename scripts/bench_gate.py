@@ -44,11 +44,10 @@ def calibration() -> float:
 
 def cases(work: Path) -> dict[str, tuple[Callable[[], object], int, str]]:
     """name -> (callable, tiles or items per call, unit)."""
-    from gsr_bench.bench import training_step
+    from gsr_bench.bench import bench_inputs, predict_call, training_step
     from gsr_bench.data.prepare import prepare_split
     from gsr_bench.data.samplers import BatchSampler
     from gsr_bench.data.tiles import open_prepared
-    from gsr_bench.method import TaskInfo
     from gsr_bench.metrics import ssim
     from gsr_bench.plugins import PluginManager
     from gsr_bench.protocol import Degradation, Loader, load_protocol
@@ -85,14 +84,12 @@ def cases(work: Path) -> dict[str, tuple[Callable[[], object], int, str]]:
     pred = target + torch.randn(8, 1, 250, 250, generator=g) * 30
     out["ssim (8 tiles)"] = (lambda: ssim(pred, target, 500.0), 8, "tiles")
     pm = PluginManager()
-    task = TaskInfo(tuple(f"c{i}" for i in range(14)), 10, 250, 60.0, 70.0, 500.0)
+    task, guide, source = bench_inputs(14, 1, 2, cpu)  # what `gsr-bench bench` times with
     for name in ("msg", "fdsr"):
         method = pm.methods.get(name).create(task).to(cpu)
         out[f"train {name} (16 x 60 px)"] = (training_step(method, cpu, 16, 60), 16, "patches")
     p2p = pm.methods.get("p2p").create(task, iterations=4).to(cpu)
-    guide = torch.randn(2, 14, 250, 250, generator=g)
-    source = torch.rand(2, 1, 25, 25, generator=g) * 300
-    out["p2p (2 tiles, 4 iterations)"] = (lambda: p2p.predict(guide, source), 2, "tiles")
+    out["p2p (2 tiles, 4 iterations)"] = (predict_call(p2p, guide, source, cpu), 2, "tiles")
     return out
 
 

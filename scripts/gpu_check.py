@@ -21,11 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
+from gsr_bench.bench import median_seconds, predict_call
 from gsr_bench.evaluate import evaluate, task_info
 from gsr_bench.plugins import get_plugin_manager
 from gsr_bench.protocol import load_protocol
@@ -33,17 +33,12 @@ from gsr_bench.training import TrainContext
 
 
 def throughput(method, device: torch.device, bf16: bool, batch: int = 32, iters: int = 10) -> float:  # type: ignore[no-untyped-def]
+    """Mpix/s of ``method`` timed as `gsr-bench bench` times it (gsr_bench.bench)."""
     guide = torch.randn(batch, method.task.in_channels, 250, 250, device=device)
     source = torch.rand(batch, 1, 25, 25, device=device) * 300
     method.autocast = bf16
-    for _ in range(3):
-        method.predict(guide, source)
-    torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    for _ in range(iters):
-        method.predict(guide, source)
-    torch.cuda.synchronize(device)
-    return batch * 250 * 250 * iters / (time.perf_counter() - start) / 1e6
+    seconds = median_seconds(predict_call(method, guide, source, device), iters, warmup=3)
+    return batch * 250 * 250 / seconds / 1e6
 
 
 def main(argv: list[str] | None = None) -> None:

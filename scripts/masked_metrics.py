@@ -67,7 +67,8 @@ def main() -> None:
             )
         )
     print(
-        "invalid  rmse    skimage  psnr    skimage  psnr_tile skimage  ssim(masked) ssim(old fill)  scored empty"
+        "invalid  rmse    skimage  psnr    skimage  psnr_tile skimage  ssim(masked) ssim(old fill)"
+        "  scored empty"
     )
     for r in rows:
         print(

@@ -9,19 +9,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gsr_bench.method import TaskInfo
+from gsr_bench.bench import bench_inputs
 from gsr_bench_methods.guided_filter import GuidedFilter
 from gsr_bench_methods.jbu import JBU
 from gsr_bench_methods.p2p import fit_predict
 
 pytestmark = pytest.mark.benchmark
-TASK = TaskInfo(tuple(f"c{i}" for i in range(14)), 10, 250, 60.0, 70.0, 500.0)
+TASK, GUIDE, SOURCE = bench_inputs(14, 1, 16, torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")
 def tiles() -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    return torch.randn(16, 14, 250, 250, generator=g), torch.rand(16, 1, 25, 25, generator=g) * 300
+    return GUIDE, SOURCE
 
 
 @pytest.mark.parametrize("name", ["jbu", "guided-filter"])

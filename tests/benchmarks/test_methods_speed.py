@@ -12,40 +12,25 @@ import math
 import pytest
 import torch
 
-from gsr_bench.bench import SERIES_PERIODS, bench_inputs, bench_options
-from gsr_bench.method import TaskInfo, TorchMethod
+from gsr_bench.bench import SERIES_PERIODS, bench_inputs, bench_options, predict_call, training_step
+from gsr_bench.method import TorchMethod
 from gsr_bench.metrics import ssim
-from gsr_bench.ops import synchronize
 from gsr_bench.plugins import PluginManager
 from gsr_bench.provenance import device_name
 
 pytestmark = pytest.mark.benchmark
-TASK = TaskInfo(tuple(f"c{i}" for i in range(14)), 10, 250, 60.0, 70.0, 500.0)
 BATCH = 4
 METHODS = PluginManager().methods.names()
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-@pytest.fixture(scope="module")
-def batch() -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    guide = torch.randn(BATCH, 14, 250, 250, generator=g).to(DEVICE)
-    return guide, (torch.rand(BATCH, 1, 25, 25, generator=g) * 300).to(DEVICE)
-
-
 @pytest.mark.parametrize("name", METHODS)
-def test_inference(benchmark, batch, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_inference(benchmark, name: str) -> None:  # type: ignore[no-untyped-def]
+    """The inputs and the timed call are `gsr-bench bench`'s (gsr_bench.bench)."""
     spec = PluginManager().methods.get(name)
-    task, (guide, source) = TASK, batch
-    if spec.temporal:
-        task, guide, source = bench_inputs(14, SERIES_PERIODS, BATCH, DEVICE)
+    task, guide, source = bench_inputs(14, SERIES_PERIODS if spec.temporal else 1, BATCH, DEVICE)
     method = spec.create(task, **bench_options(name, DEVICE)).to(DEVICE)
-
-    def predict() -> torch.Tensor:
-        out = method.predict(guide, source)
-        synchronize(DEVICE)
-        return out
-
+    predict = predict_call(method, guide, source, DEVICE)
     predict()  # warm-up
     out = benchmark(predict)
     assert out.shape == (BATCH, 1, 250, 250)
@@ -64,25 +49,11 @@ LEARNED = [n for n in METHODS if n in ("msg", "msg-ng", "fdsr", "unet", "resnext
 
 @pytest.mark.parametrize("name", LEARNED)
 def test_training_step(benchmark, name: str) -> None:  # type: ignore[no-untyped-def]
-    method = PluginManager().methods.get(name).create(TASK, **bench_options(name, DEVICE)).to(DEVICE)
+    """The step `gsr-bench bench` times (gsr_bench.bench.training_step): loss, backward, Adam."""
+    task, _, _ = bench_inputs(14, 1, 1, DEVICE)
+    method = PluginManager().methods.get(name).create(task, **bench_options(name, DEVICE)).to(DEVICE)
     assert isinstance(method, TorchMethod)
-    opt = torch.optim.Adam(method.net.parameters(), lr=1e-4)
-    g = torch.Generator().manual_seed(0)
-    guide = torch.randn(16, 14, 60, 60, generator=g).to(DEVICE)
-    source = (torch.rand(16, 1, 6, 6, generator=g) * 300).to(DEVICE)
-    target = (torch.rand(16, 1, 60, 60, generator=g) * 300).to(DEVICE)
-    method.net.train()
-
-    batch = {"guide": guide, "source": source, "target": target, "valid": target >= 0}
-
-    def step() -> float:
-        loss = method.training_loss(batch, "l1")
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        synchronize(DEVICE)
-        return loss.item()
-
+    step = training_step(method, DEVICE, 16, 60)
     assert math.isfinite(benchmark(step))  # a Gaussian NLL may be negative
     seconds = benchmark.stats.stats.median if benchmark.stats else float("nan")
     benchmark.extra_info.update(
