@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from gsr_bench import distributed
-from gsr_bench.data.tiles import with_source_mask
+from gsr_bench.data.source import with_source_mask
 from gsr_bench.errors import GsrBenchError
 from gsr_bench.protocol import TIERS
 
@@ -91,7 +91,7 @@ def assemble(arrays: TileArrays, plan: Plan, patch: int, scale: int) -> dict[str
     """The batch of ``plan`` from ``arrays`` (plan tile numbers index ``arrays``), on their device.
 
     The guide comes out z-scored, no observation as 0, with the source mask appended
-    (:func:`~gsr_bench.data.tiles.with_source_mask`); every tensor is contiguous.
+    (:func:`~gsr_bench.data.source.with_source_mask`); every tensor is contiguous.
     """
     device = arrays.target.device
     tiles = plan["tiles"].to(device, non_blocking=True)

@@ -9,7 +9,8 @@ import torch
 
 from gsr_bench.data.channels import SOURCE_MASK
 from gsr_bench.data.samplers import assemble, draw_plan
-from gsr_bench.data.tiles import TileArrays, degrade, open_prepared, with_source_mask
+from gsr_bench.data.source import degrade, with_source_mask
+from gsr_bench.data.tiles import TileArrays, open_prepared
 from gsr_bench.evaluate import task_info
 from gsr_bench.protocol import Degradation
 from gsr_bench_datasets.biomassters.dataset import BioMassters
