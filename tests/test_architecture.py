@@ -26,7 +26,12 @@ def test_every_module_of_the_core_is_in_a_layer() -> None:
     layered = _layered()
     modules = [m.name for m in pkgutil.walk_packages(gsr_bench.__path__, "gsr_bench.")]
     assert modules
-    missing = [m for m in modules if not any(m == name or m.startswith(f"{name}.") for name in layered)]
+    # a package counts through its modules (gsr_bench.data holds only a docstring)
+    missing = [
+        m
+        for m in modules
+        if not any(m == n or m.startswith(f"{n}.") or n.startswith(f"{m}.") for n in layered)
+    ]
     assert not missing, f"modules in no layer of [tool.importlinter]: {missing}"
 
 
