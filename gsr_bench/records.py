@@ -17,37 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gsr_bench.record_schema import SCHEMA, SCHEMA_VERSION, problems
+
 if TYPE_CHECKING:
     from gsr_bench.jobs import Job, JobResult
 
-SCHEMA = "gsr-bench/result"
-SCHEMA_VERSION = 2  # 2: code fingerprint, distribution version and install, sections by identity
 RECORDS_DIR = "results"
 BUILTIN_DISTRIBUTION = "gsr-bench"
-
-# field -> type; nested tables are checked field by field
-_REQUIRED: dict[str, Any] = {
-    "schema": str,
-    "schema_version": int,
-    "job_key": str,
-    "config_hash": str,
-    "seed": int,
-    "config": dict,
-    "metrics": dict,
-    "method": {
-        "name": str,
-        "version": str,
-        "family": str,
-        "distribution": str,
-        "distribution_version": str,
-        "code": str,
-        "install": dict,
-    },
-    "dataset": {"name": str, "version": str, "units": str, "label": str, "options": dict},
-    "test": {"dataset": str, "split": str},
-    "protocol": {"name": str, "version": str},
-    "provenance": {"git_hash": str, "packages": dict, "device": str, "created_at": str},
-}
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -241,25 +217,9 @@ def schema_problems(record: Any) -> list[str]:
         return [f"schema {record.get('schema')!r}, expected {SCHEMA!r}"]
     if record.get("schema_version") != SCHEMA_VERSION:
         return [f"schema_version {record.get('schema_version')!r}; this gsr-bench reads {SCHEMA_VERSION}"]
-    found = []
-    for key, kind in _REQUIRED.items():
-        value = record.get(key)
-        if isinstance(kind, dict):
-            if not isinstance(value, dict):
-                found.append(f"{key!r} missing or not an object")
-                continue
-            found += [
-                f"{key}.{k} missing or not {t.__name__}"
-                for k, t in kind.items()
-                if not isinstance(value.get(k), t)
-            ]
-        elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            found.append(f"{key!r} missing or not {kind.__name__}")
+    found = problems(record)
     if found:
         return found
-    bad = [k for k, v in record["metrics"].items() if not isinstance(v, int | float) or isinstance(v, bool)]
-    if bad:
-        found.append(f"metrics not numbers: {', '.join(bad[:5])}")
     if "rmse" not in record["metrics"]:
         found.append("metrics lack 'rmse'")
     digest = config_hash(record["config"])

@@ -214,3 +214,37 @@ def test_a_record_of_older_metric_definitions_is_stale() -> None:
     assert "`gsr-bench score` recomputes them" in staleness(record, None)
     del record["metrics_revision"]  # a record from before revisions were recorded
     assert staleness(record, None).startswith("its metrics follow definitions of revision 1")
+
+
+def test_the_committed_json_schema_is_the_models_and_describes_the_committed_records() -> None:
+    """`gsr_bench/schemas/result-record.json` is generated from the typed models
+    (`python -m gsr_bench.record_schema`); a model edited without regenerating it, or a record
+    the file would not accept, fails here."""
+    import jsonschema
+
+    from gsr_bench.record_schema import SCHEMA_FILE, schema_text
+
+    assert SCHEMA_FILE.read_text() == schema_text()
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
+    root = Path(__file__).resolve().parent.parent / "leaderboard" / "results"
+    records = sorted(root.rglob("*.json"))
+    assert records
+    for path in records:
+        errors = list(validator.iter_errors(json.loads(path.read_text())))
+        assert not errors, f"{path.name}: {errors[0].message}"
+
+
+def test_a_field_missing_or_of_another_type_is_one_line_naming_it() -> None:
+    from gsr_bench.record_schema import problems
+
+    root = Path(__file__).resolve().parent.parent / "leaderboard" / "results"
+    record = json.loads(next(root.rglob("*.json")).read_text())
+    assert problems(record) == []
+    broken = json.loads(json.dumps(record))
+    del broken["method"]["code"]
+    broken["seed"] = "0"
+    broken["metrics"]["rmse"] = "44.1"
+    found = problems(broken)
+    assert "method.code: field required" in found
+    assert any(line.startswith("seed: ") for line in found)
+    assert any(line.startswith("metrics.rmse") for line in found)
