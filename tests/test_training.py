@@ -62,7 +62,7 @@ def splits(prepared: dict[str, Path]):  # type: ignore[no-untyped-def]
 def _train(splits, seed: int, steps: int = 40) -> tuple[TinyResidual, dict[str, float]]:  # type: ignore[no-untyped-def]
     torch.manual_seed(seed)
     info = splits.info
-    task = TaskInfo(info.guide_channels, 10, 60, info.target_mean, info.target_std, 500.0)
+    task = TaskInfo(info.method_channels, 10, 60, info.target_mean, info.target_std, 500.0)
     method = TinyResidual(task)
     cfg = (
         load_protocol("smoke")
@@ -87,7 +87,7 @@ def test_training_improves_on_the_untrained_network(splits) -> None:  # type: ig
     Measured at seed 0: untrained 55.00, bicubic 54.86, trained 53.31 (-2.8 %)."""
     info = splits.info
     torch.manual_seed(0)
-    untrained = TinyResidual(TaskInfo(info.guide_channels, 10, 60, info.target_mean, info.target_std, 500.0))
+    untrained = TinyResidual(TaskInfo(info.method_channels, 10, 60, info.target_mean, info.target_std, 500.0))
     before = validation_rmse(untrained, splits.val)
     bicubic = validation_rmse(Interpolation(untrained.task, mode="bicubic"), splits.val)
     trained, out = _train(splits, 0)
@@ -151,7 +151,7 @@ def test_channels_last_on_a_cpu_gives_the_same_network(splits) -> None:  # type:
     from gsr_bench.training import configure_device
 
     info = splits.info
-    task = TaskInfo(info.guide_channels, 10, 60, info.target_mean, info.target_std, 500.0)
+    task = TaskInfo(info.method_channels, 10, 60, info.target_mean, info.target_std, 500.0)
     cfg = load_protocol("smoke").with_overrides({"train.steps": 10}).train
     nets = {}
     for layout in (False, True):
