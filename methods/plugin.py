@@ -181,12 +181,14 @@ _BUILTINS: tuple[tuple[str, str, str, str, str, dict[str, Any], dict[str, Any]],
 # under an unchanged version. 2: LGR's conjugate gradient freezes converged samples (8a176ea);
 # P2P's optimizer and its fused colour/coordinate layers (5cd35e6, a4bd6c1). All, +1: the guide
 # ends with the source mask channel and invalid source blocks are filled, not 0 (#19). ResNeXt 3:
-# its NLL averaged over every rank's valid pixels (gsr_bench.losses.masked_mean).
+# its NLL averaged over every rank's valid pixels (gsr_bench.losses.masked_mean). ResNeXt 4, U-Net
+# 3: the guide alone, without the source mask (ResNeXt fed it diverged on the monthly composite).
 _VERSIONS = {
     **{name: "2" for name, *_ in _BUILTINS},
     "lgr": "3",
     "p2p": "3",
-    "resnext": "3",
+    "resnext": "4",
+    "unet": "3",
 }
 
 # No seed reaches these: their output is a function of the data (tuned on val deterministically).

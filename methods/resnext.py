@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from gsr_bench.data.channels import sensor_of
+from gsr_bench.data.channels import SOURCE_MASK, sensor_of
 from gsr_bench.losses import masked_mean
 from gsr_bench.method import TaskInfo, TorchMethod
 
@@ -99,10 +99,11 @@ class ResNeXt(TorchMethod):
 
     def __init__(self, task: TaskInfo, width: float = 1.0, cardinality: int = 32, beta: float = 0.0) -> None:
         super().__init__(task)
-        sensors = [sensor_of(c) for c in task.guide_channels]
-        # masks and unknown bands go with the optical entry: it is the per-pixel one
-        self.s1_idx = [i for i, s in enumerate(sensors) if s == "S1"]
-        self.s2_idx = [i for i, s in enumerate(sensors) if s != "S1"]
+        # the guide alone: the source mask says where the source has values, which a direct
+        # regression never reads; masks and unknown bands go with the optical entry (per pixel)
+        images = [(i, sensor_of(c)) for i, c in enumerate(task.guide_channels) if c != SOURCE_MASK]
+        self.s1_idx = [i for i, s in images if s == "S1"]
+        self.s2_idx = [i for i, s in images if s != "S1"]
         self.width, self.cardinality, self.beta = width, cardinality, beta
         self.net = ResNeXtNet(len(self.s2_idx), len(self.s1_idx), width, cardinality)
 

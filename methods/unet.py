@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gsr_bench.data.channels import SOURCE_MASK
 from gsr_bench.method import TaskInfo, TorchMethod
 
 from ._common import pad_to_multiple
@@ -73,17 +74,19 @@ class UNetNet(nn.Module):
 
 
 class UNet(TorchMethod):
-    """U-Net on the guide alone; the source is ignored (GSR4B's direct-regression family)."""
+    """U-Net on the guide alone; the source and its mask are ignored (GSR4B's direct-regression
+    family)."""
 
     def __init__(self, task: TaskInfo, encoder: str = "resnet34") -> None:
         super().__init__(task)
         self.encoder = encoder
-        net = UNetNet(task.in_channels, encoder)
+        self.images = [i for i, c in enumerate(task.guide_channels) if c != SOURCE_MASK]
+        net = UNetNet(len(self.images), encoder)
         self.stride = net.stride
         self.net = net
 
     def forward(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-        padded, (h, w) = pad_to_multiple(guide, self.stride)
+        padded, (h, w) = pad_to_multiple(guide[:, self.images], self.stride)
         return self.denormalize(self.net(padded)[..., :h, :w])
 
     @torch.no_grad()
