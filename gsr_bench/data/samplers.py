@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from gsr_bench import distributed
-from gsr_bench.data.source import with_source_mask
+from gsr_bench.data.source import source_mask
 from gsr_bench.errors import GsrBenchError
 from gsr_bench.protocol import TIERS
 
@@ -91,17 +91,22 @@ def assemble(arrays: TileArrays, plan: Plan, patch: int, scale: int) -> dict[str
     """The batch of ``plan`` from ``arrays`` (plan tile numbers index ``arrays``), on their device.
 
     The guide comes out z-scored, no observation as 0, with the source mask appended
-    (:func:`~gsr_bench.data.source.with_source_mask`); every tensor is contiguous.
+    (:func:`~gsr_bench.data.source.source_mask`); every tensor is contiguous.
     """
     device = arrays.target.device
     tiles = plan["tiles"].to(device, non_blocking=True)
     offset = plan["offset"].to(device, non_blocking=True)
     variant = plan["variant"].to(device, non_blocking=True)
     raw = _gather(arrays.guide, tiles, offset, variant, patch)
-    guide = raw.float().sub_(arrays.mean[:, None, None]).div_(arrays.std[:, None, None]).nan_to_num_(0.0)
     source_valid = _gather(arrays.source_valid, tiles, offset // scale, variant, patch // scale).contiguous()
+    # one copy of the guide: z-scored in place inside the batch that also holds the mask channel
+    b, c = raw.shape[:2]
+    guide = torch.empty((b, c + 1, patch, patch), dtype=torch.float32, device=device)
+    images = guide[:, :c]
+    images.copy_(raw).sub_(arrays.mean[:, None, None]).div_(arrays.std[:, None, None]).nan_to_num_(0.0)
+    guide[:, c:] = source_mask(source_valid, scale)
     return {
-        "guide": with_source_mask(guide, source_valid, scale),
+        "guide": guide,
         "target": _gather(arrays.target, tiles, offset, variant, patch).contiguous(),
         "valid": _gather(arrays.valid, tiles, offset, variant, patch).contiguous(),
         "source": _gather(arrays.source, tiles, offset // scale, variant, patch // scale).contiguous(),

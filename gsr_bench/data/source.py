@@ -18,11 +18,15 @@ from gsr_bench.data.prepare import block_mean
 from gsr_bench.protocol import Degradation
 
 
+def source_mask(source_valid: torch.Tensor, scale: int) -> torch.Tensor:
+    """The :data:`SOURCE_MASK` channel, float32 ``[..., 1, H, W]``: 1 on the target pixels whose
+    source block (``source_valid`` ``[..., 1, H/s, W/s]``) is valid, else 0."""
+    return source_valid.float().repeat_interleave(scale, -2).repeat_interleave(scale, -1)
+
+
 def with_source_mask(guide: torch.Tensor, source_valid: torch.Tensor, scale: int) -> torch.Tensor:
-    """``guide`` ``[..., C, H, W]`` with :data:`SOURCE_MASK` appended: 1 on the target pixels
-    whose source block (``source_valid`` ``[..., 1, H/s, W/s]``) is valid, else 0."""
-    mask = source_valid.to(guide.dtype).repeat_interleave(scale, -2).repeat_interleave(scale, -1)
-    return torch.cat([guide, mask], dim=-3)
+    """``guide`` ``[..., C, H, W]`` with the :data:`SOURCE_MASK` channel appended."""
+    return torch.cat([guide, source_mask(source_valid, scale).to(guide.dtype)], dim=-3)
 
 
 def fill_invalid_blocks(source: np.ndarray, source_valid: np.ndarray) -> np.ndarray:
