@@ -29,8 +29,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what the names are, for type checkers and import analysis
-    from gsr_bench.clitable import table
-    from gsr_bench.data.channels import (
+    from gsr_bench.channels import (
         MASK_PREFIX,
         S1_BANDS,
         S2_BANDS,
@@ -40,6 +39,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and import analysis
         sensor_of,
         split_channel,
     )
+    from gsr_bench.clitable import table
     from gsr_bench.data.finescale import MIN_VALID, FineScale, fine_scale
     from gsr_bench.data.finescale import summarize as summarize_fine_scale
     from gsr_bench.data.tiff import posix_cksum, read_tiff, tiff_header, write_tiff
@@ -64,7 +64,7 @@ _WHERE: dict[str, tuple[str, str]] = {
         for n in ("upsample", "block_mean", "nan_block_mean", "project_to_source", "check_pair")
     },
     **{
-        n: ("gsr_bench.data.channels", n)
+        n: ("gsr_bench.channels", n)
         for n in (
             "S1_BANDS",
             "S2_BANDS",

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from gsr_bench.data.channels import SOURCE_MASK
+from gsr_bench.channels import SOURCE_MASK
 from gsr_bench.method import TaskInfo, TorchMethod
 from gsr_bench.ops import synchronize
 from gsr_bench.plugins import PluginManager

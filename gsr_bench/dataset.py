@@ -185,7 +185,7 @@ class GSRDataset:
     # --- what the core does -------------------------------------------------------------------
 
     def rgb_indices(self) -> tuple[int, int, int]:
-        from gsr_bench.data.channels import rgb_indices
+        from gsr_bench.channels import rgb_indices
 
         if self.rgb is None:
             return rgb_indices(self.guide_channels)

@@ -19,7 +19,7 @@ from gsr_bench.method import Method
 from gsr_bench.metrics import ExtraMetric
 from gsr_bench.plugins import PluginManager, get_plugin_manager
 from gsr_bench.registry import resolve_factory
-from gsr_bench.training import TrainContext, seed_everything
+from gsr_bench.training import TrainContext, fit, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def execute(
         proto.train, job.seed, device, job.train_key, checkpoint_dir, progress, proto.device, proto.loader
     )
     started = time.perf_counter()
-    fit_info = method.fit(splits.train, splits.val, ctx) or {}
+    fit_info = fit(method, splits.train, splits.val, ctx)
     train_time = time.perf_counter() - started
     extra, extra_info = extra_metrics(manager)
     metrics, preds = evaluate(

@@ -8,14 +8,12 @@ Training-free methods implement ``predict``; learned methods subclass :class:`To
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from gsr_bench.data.tiles import TileSet
-    from gsr_bench.training import TrainContext
+from gsr_bench.losses import masked_loss
 
 
 @dataclass(frozen=True)
@@ -24,7 +22,7 @@ class TaskInfo:
 
     Attributes:
         guide_channels: one name per guide channel (``"B4"``, ``"B4@summer"``, ``"red"``); see
-            ``gsr_bench.data.channels`` to find sensors and periods by name. The last is always
+            ``gsr_bench.channels`` to find sensors and periods by name. The last is always
             ``avail_source`` (``channels.SOURCE_MASK``): 1 on the pixels whose source block has
             a value, 0 where it has none (no valid target pixel; its value is the nearest
             valid block's).
@@ -63,8 +61,11 @@ class Method:
         self.options = {}
         self.fit_params: dict[str, Any] = {}  # how ``fit`` ran (the loader tier), logged as params
 
-    def fit(self, train: TileSet, val: TileSet, ctx: TrainContext) -> dict[str, float]:
-        """Train on ``train``, select on ``val``; returns numbers to log. Nothing to do by default."""
+    def fit(self, train: Any, val: Any, ctx: Any) -> dict[str, float]:
+        """Train on ``train``, select on ``val`` (tile sets, ``ctx`` the protocol's training
+        context: ``gsr_bench.training.TrainContext``); returns numbers to log. Nothing to do by
+        default. A :class:`TorchMethod` is trained by the core's standard loop instead, unless
+        it overrides this."""
         return {}
 
     def predict(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
@@ -121,18 +122,8 @@ class TorchMethod(Method):
         Override for a method that is trained on something else than its prediction (ResNeXt's
         Gaussian negative log-likelihood of a mean and a variance).
         """
-        from gsr_bench.training import masked_loss
-
         pred = self.forward(batch["guide"], batch["source"])
         return masked_loss(pred.float(), batch["target"], batch["valid"], kind)
-
-    def fit(self, train: TileSet, val: TileSet, ctx: TrainContext) -> dict[str, float]:
-        from gsr_bench.training import configure_device, train_method
-
-        effective = configure_device(self, ctx)
-        out = train_method(self, train, val, ctx)
-        out.update({f"device_{k}": float(v) for k, v in effective.items()})
-        return out
 
     @torch.no_grad()
     def predict(self, guide: torch.Tensor, source: torch.Tensor) -> torch.Tensor:

@@ -121,7 +121,7 @@ def time_series_options(dataset: Any, options: Mapping[str, Any]) -> dict[str, A
     """The options a temporal method runs ``dataset`` with: the given ones when its guide already
     has several periods, else with the dataset's :attr:`~gsr_bench.dataset.GSRDataset.time_series`
     options; ``None`` when it has no time series."""
-    from gsr_bench.data.channels import periods
+    from gsr_bench.channels import periods
 
     if len(periods(dataset.guide_channels)) > 1:
         return dict(options)

@@ -28,8 +28,7 @@ from gsr_bench.data.samplers import BatchSampler
 from gsr_bench.data.tiles import TileSet
 from gsr_bench.errors import TrainingError
 from gsr_bench.faults import kill_point
-from gsr_bench.losses import masked_loss  # noqa: F401  (TorchMethod.training_loss imports it from here)
-from gsr_bench.method import TorchMethod
+from gsr_bench.method import Method, TorchMethod
 from gsr_bench.outputs import MethodOutputError, check_output
 from gsr_bench.protocol import Device, Loader, Train
 
@@ -52,6 +51,18 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def fit(method: Method, train: TileSet, val: TileSet, ctx: TrainContext) -> dict[str, float]:
+    """Train ``method`` for a job: a :class:`TorchMethod` by the standard loop under the
+    protocol's budget (unless it overrides ``fit``), any other method by its own ``fit``.
+    Returns the numbers to log (with the device flags that took effect)."""
+    if isinstance(method, TorchMethod) and type(method).fit is Method.fit:
+        effective = configure_device(method, ctx)
+        out = train_method(method, train, val, ctx)
+        out.update({f"device_{k}": float(v) for k, v in effective.items()})
+        return out
+    return method.fit(train, val, ctx) or {}
 
 
 @torch.no_grad()

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gsr_bench.ops import upsample
+from gsr_bench.api import upsample
 
 from ._common import pad_to_multiple
 from .unet import UNetNet

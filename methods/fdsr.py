@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gsr_bench.method import TaskInfo, TorchMethod
-from gsr_bench.ops import upsample
+from gsr_bench.api import TaskInfo, TorchMethod, upsample
 
 from ._common import pad_to_multiple
 

@@ -13,8 +13,7 @@ from typing import Any
 
 import torch
 
-from gsr_bench.method import Method, TaskInfo
-from gsr_bench.ops import check_pair, upsample
+from gsr_bench.api import Method, TaskInfo, check_pair, upsample
 
 from ._common import select_on_validation
 

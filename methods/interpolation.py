@@ -12,8 +12,7 @@ from typing import Any
 
 import torch
 
-from gsr_bench.method import Method, TaskInfo
-from gsr_bench.ops import upsample
+from gsr_bench.api import Method, TaskInfo, upsample
 
 MODES = ("nearest", "bilinear", "bicubic")
 

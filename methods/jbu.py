@@ -17,8 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from gsr_bench.method import Method, TaskInfo
-from gsr_bench.ops import check_pair, nan_block_mean
+from gsr_bench.api import Method, TaskInfo, check_pair, nan_block_mean
 
 from ._common import select_on_validation
 

@@ -33,8 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from gsr_bench.method import TaskInfo, TorchMethod
-from gsr_bench.ops import block_mean, project_to_source, upsample
+from gsr_bench.api import TaskInfo, TorchMethod, block_mean, project_to_source, upsample
 
 from ._features import GuideFeatures, graph_flow, neighbour_differences
 

@@ -16,8 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from gsr_bench.method import TaskInfo, TorchMethod
-from gsr_bench.ops import upsample
+from gsr_bench.api import TaskInfo, TorchMethod, upsample
 
 from ._common import box_blur
 

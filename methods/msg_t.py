@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from gsr_bench.method import TaskInfo, TorchMethod
+from gsr_bench.api import TaskInfo, TorchMethod
 
 from .msg import MSGNet, msg_forward
 from .utae import WIDTHS, SeriesLayout, UTAEEncoder

@@ -23,8 +23,7 @@ from typing import Any
 
 import torch
 
-from gsr_bench.method import Method, TaskInfo
-from gsr_bench.ops import check_pair
+from gsr_bench.api import Method, TaskInfo, check_pair
 
 BRANCH = {"c1": "coord", "c2": "coord", "g1": "colour", "g2": "colour", "h1": "head", "h2": "head"}
 WEIGHT_DECAY = {"coord": 1e-4, "colour": 1e-3, "head": 1e-3}

@@ -21,9 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from gsr_bench.data.channels import SOURCE_MASK, sensor_of
-from gsr_bench.losses import masked_mean
-from gsr_bench.method import TaskInfo, TorchMethod
+from gsr_bench.api import SOURCE_MASK, TaskInfo, TorchMethod, masked_mean, sensor_of
 
 STAGES = (2, 3, 5, 3)
 BOTTLENECK = (128, 256, 512, 1024)  # ResNeXt-50 32x4d widths; outputs are twice these

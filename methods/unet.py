@@ -16,8 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gsr_bench.data.channels import SOURCE_MASK
-from gsr_bench.method import TaskInfo, TorchMethod
+from gsr_bench.api import SOURCE_MASK, TaskInfo, TorchMethod
 
 from ._common import pad_to_multiple
 

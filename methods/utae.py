@@ -35,8 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gsr_bench.data.channels import MASK_PREFIX, sensor_of, split_channel
-from gsr_bench.method import TaskInfo, TorchMethod
+from gsr_bench.api import MASK_PREFIX, TaskInfo, TorchMethod, sensor_of, split_channel
 
 from ._common import pad_to_multiple
 

@@ -30,6 +30,7 @@ from gsr_bench.evaluate import evaluate, task_info
 from gsr_bench.plugins import get_plugin_manager
 from gsr_bench.protocol import load_protocol
 from gsr_bench.training import TrainContext
+from gsr_bench.training import fit as train
 
 
 def throughput(method, device: torch.device, bf16: bool, batch: int = 32, iters: int = 10) -> float:  # type: ignore[no-untyped-def]
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         method = pm.methods.get(name).create(task_info(splits, protocol.task.crop), **options).to(device)
         batch = 4 if name == "resnext" else 32  # 24 M weights at every pixel: keep a call short
         ctx = TrainContext(protocol.train, 0, device, f"gpu-check-{name}", None, True, protocol.device)
-        fit = method.fit(splits.train, splits.val, ctx)
+        fit = train(method, splits.train, splits.val, ctx)
         metrics, _ = evaluate(method, splits.test, batch, device, splits.info.bins)
         report[name] = {
             "train": fit,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from gsr_bench.data.channels import SOURCE_MASK, sensor_of
+from gsr_bench.channels import SOURCE_MASK, sensor_of
 from gsr_bench.data.prepare import read_prepared_attrs
 from gsr_bench.data.source import degrade, with_source_mask
 from gsr_bench.errors import DataError

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gsr_bench.data.channels import SOURCE_MASK
+from gsr_bench.channels import SOURCE_MASK
 from gsr_bench.data.samplers import assemble, draw_plan
 from gsr_bench.data.source import degrade, with_source_mask
 from gsr_bench.data.tiles import TileArrays, open_prepared

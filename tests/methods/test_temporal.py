@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gsr_bench.data.channels import MASK_PREFIX, S1_BANDS, S2_BANDS
+from gsr_bench.channels import MASK_PREFIX, S1_BANDS, S2_BANDS
 from gsr_bench.method import TaskInfo, TorchMethod
 from gsr_bench.plugins import PluginManager
 from gsr_bench_datasets.biomassters.composite import COMPOSITES, MONTH_LABELS

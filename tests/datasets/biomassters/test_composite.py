@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gsr_bench.data.channels import periods, rgb_indices, sensor_of, split_channel
+from gsr_bench.channels import periods, rgb_indices, sensor_of, split_channel
 from gsr_bench.errors import GsrBenchError
 from gsr_bench_datasets.biomassters.composite import COMPOSITES, MONTH_LABELS, SEASONS, get_composite
 from gsr_bench_datasets.biomassters.layout import CLP_INVALID, RawChip
