@@ -5,7 +5,8 @@ modules behind these names may move between releases, these names stay. Names lo
 use, so that a plugin listing imports no torch.
 
 Specs and hooks:
-    ``MethodSpec``, ``DatasetSpec``, ``CommandSpec``, ``MetricSpec``, ``hookimpl``.
+    ``MethodSpec``, ``DatasetSpec``, ``CommandSpec``, ``MetricSpec``, ``ProtocolSpec``,
+    ``hookimpl``.
 Contracts:
     ``Method``, ``TorchMethod``, ``TaskInfo`` (methods); ``GSRDataset``, ``Sample`` (datasets).
 Losses for a method's own ``training_loss``:
@@ -50,11 +51,14 @@ if TYPE_CHECKING:  # what the names are, for type checkers and import analysis
     from gsr_bench.method import Method, TaskInfo, TorchMethod
     from gsr_bench.ops import block_mean, check_pair, nan_block_mean, project_to_source, upsample
     from gsr_bench.parallel import Partial, default_workers, ordered_map
-    from gsr_bench.registry import CommandSpec, DatasetSpec, MethodSpec, MetricSpec
+    from gsr_bench.registry import CommandSpec, DatasetSpec, MethodSpec, MetricSpec, ProtocolSpec
 
 # name -> (module, attribute)
 _WHERE: dict[str, tuple[str, str]] = {
-    **{n: ("gsr_bench.registry", n) for n in ("MethodSpec", "DatasetSpec", "CommandSpec", "MetricSpec")},
+    **{
+        n: ("gsr_bench.registry", n)
+        for n in ("MethodSpec", "DatasetSpec", "CommandSpec", "MetricSpec", "ProtocolSpec")
+    },
     "hookimpl": ("gsr_bench.hookspecs", "hookimpl"),
     **{n: ("gsr_bench.method", n) for n in ("Method", "TorchMethod", "TaskInfo")},
     **{n: ("gsr_bench.dataset", n) for n in ("GSRDataset", "Sample")},
@@ -100,6 +104,7 @@ __all__ = [
     "MethodSpec",
     "MetricSpec",
     "Partial",
+    "ProtocolSpec",
     "Sample",
     "TaskInfo",
     "TorchMethod",
