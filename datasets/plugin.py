@@ -43,6 +43,15 @@ def gsr_bench_register_commands(register: Callable[[Any], None]) -> None:
     )
     register(
         CommandSpec(
+            name="download",
+            help="download the official BioMassters files from their public S3 buckets, verified",
+            example="gsr-bench data download --root ~/biomassters --months leafon --chips 300",
+            arguments=f"{_COMMANDS}:download_arguments",
+            run=f"{_COMMANDS}:download",
+        )
+    )
+    register(
+        CommandSpec(
             name="check",
             help="validate a BioMassters folder against its metadata",
             example="gsr-bench data check --root ~/biomassters --stats",

@@ -5,7 +5,8 @@ modules behind these names may move between releases, these names stay. Names lo
 use, so that a plugin listing imports no torch.
 
 Specs and hooks:
-    ``MethodSpec``, ``DatasetSpec``, ``CommandSpec``, ``MetricSpec``, ``hookimpl``.
+    ``MethodSpec``, ``DatasetSpec``, ``CommandSpec``, ``MetricSpec``, ``ProtocolSpec``,
+    ``hookimpl``.
 Contracts:
     ``Method``, ``TorchMethod``, ``TaskInfo`` (methods); ``GSRDataset``, ``Sample`` (datasets).
 Losses for a method's own ``training_loss``:
@@ -21,6 +22,8 @@ Reading and writing data:
     ``Partial`` (parallel reading with a progress bar).
 Errors and output:
     ``GsrBenchError``, ``DataError``, ``check_room``; ``table`` (a plain-text table).
+Tests of interruption:
+    ``kill_point`` (``GSR_BENCH_KILL_AT=STAGE:N`` kills the process at a stage's N-th unit).
 """
 
 from __future__ import annotations
@@ -45,16 +48,20 @@ if TYPE_CHECKING:  # what the names are, for type checkers and import analysis
     from gsr_bench.data.tiff import posix_cksum, read_tiff, tiff_header, write_tiff
     from gsr_bench.dataset import GSRDataset, Sample
     from gsr_bench.errors import DataError, GsrBenchError, check_room
+    from gsr_bench.faults import kill_point
     from gsr_bench.hookspecs import hookimpl
     from gsr_bench.losses import masked_loss, masked_mean
     from gsr_bench.method import Method, TaskInfo, TorchMethod
     from gsr_bench.ops import block_mean, check_pair, nan_block_mean, project_to_source, upsample
     from gsr_bench.parallel import Partial, default_workers, ordered_map
-    from gsr_bench.registry import CommandSpec, DatasetSpec, MethodSpec, MetricSpec
+    from gsr_bench.registry import CommandSpec, DatasetSpec, MethodSpec, MetricSpec, ProtocolSpec
 
 # name -> (module, attribute)
 _WHERE: dict[str, tuple[str, str]] = {
-    **{n: ("gsr_bench.registry", n) for n in ("MethodSpec", "DatasetSpec", "CommandSpec", "MetricSpec")},
+    **{
+        n: ("gsr_bench.registry", n)
+        for n in ("MethodSpec", "DatasetSpec", "CommandSpec", "MetricSpec", "ProtocolSpec")
+    },
     "hookimpl": ("gsr_bench.hookspecs", "hookimpl"),
     **{n: ("gsr_bench.method", n) for n in ("Method", "TorchMethod", "TaskInfo")},
     **{n: ("gsr_bench.dataset", n) for n in ("GSRDataset", "Sample")},
@@ -82,6 +89,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     **{n: ("gsr_bench.parallel", n) for n in ("ordered_map", "default_workers", "Partial")},
     **{n: ("gsr_bench.errors", n) for n in ("GsrBenchError", "DataError", "check_room")},
     "table": ("gsr_bench.clitable", "table"),
+    "kill_point": ("gsr_bench.faults", "kill_point"),
 }
 
 __all__ = [
@@ -100,6 +108,7 @@ __all__ = [
     "MethodSpec",
     "MetricSpec",
     "Partial",
+    "ProtocolSpec",
     "Sample",
     "TaskInfo",
     "TorchMethod",
@@ -109,6 +118,7 @@ __all__ = [
     "default_workers",
     "fine_scale",
     "hookimpl",
+    "kill_point",
     "masked_loss",
     "masked_mean",
     "nan_block_mean",

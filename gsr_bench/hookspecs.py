@@ -34,3 +34,8 @@ def gsr_bench_register_metrics(register: Callable[..., Any]) -> None:
 @hookspec
 def gsr_bench_register_commands(register: Callable[..., Any]) -> None:
     """Register ``gsr-bench data`` actions: ``register(CommandSpec(...))``."""
+
+
+@hookspec
+def gsr_bench_register_protocols(register: Callable[..., Any]) -> None:
+    """Register protocol files: ``register(ProtocolSpec(NAME, PATH))``."""

@@ -13,12 +13,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from gsr_bench import hookspecs
-from gsr_bench.registry import CommandSpec, DatasetSpec, MethodSpec, MetricSpec, Registry
+from gsr_bench.registry import (
+    CommandSpec,
+    DatasetSpec,
+    DuplicateNameError,
+    MethodSpec,
+    MetricSpec,
+    ProtocolSpec,
+    Registry,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from gsr_bench.protocol import Protocol
 
 ENTRY_POINT_GROUP = "gsr_bench"
 PLUGINS_ENV = "GSR_BENCH_PLUGINS"
@@ -29,6 +42,7 @@ _HOOKS: dict[str, tuple[str, type[Any]]] = {
     "datasets": ("gsr_bench_register_datasets", DatasetSpec),
     "metrics": ("gsr_bench_register_metrics", MetricSpec),
     "commands": ("gsr_bench_register_commands", CommandSpec),
+    "protocols": ("gsr_bench_register_protocols", ProtocolSpec),
 }
 
 
@@ -58,7 +72,7 @@ def _describe(exc: BaseException) -> str:
 
 
 class PluginManager:
-    """Loads plugins and fills the method, dataset and metric registries."""
+    """Loads plugins and fills the method, dataset, metric, command and protocol registries."""
 
     def __init__(self, load_entrypoints: bool = True) -> None:
         self.pm = pluggy.PluginManager("gsr_bench")
@@ -69,6 +83,7 @@ class PluginManager:
         self.datasets: Registry[DatasetSpec] = Registry("dataset")
         self.metrics: Registry[MetricSpec] = Registry("metric")
         self.commands: Registry[CommandSpec] = Registry("command")
+        self.protocols: Registry[ProtocolSpec] = Registry("protocol")
         if load_entrypoints:
             for ep in self._selected_entry_points():
                 self._load_entry_point(ep)
@@ -127,6 +142,8 @@ class PluginManager:
             if not isinstance(spec, spec_type):
                 raise TypeError(f"register() takes a {spec_type.__name__}, got {type(spec).__name__}")
             try:
+                if kind == "protocols":
+                    _check_protocol_name(spec.name)
                 registry.add(spec, info.name, info.distribution)
             except Exception as exc:  # one bad item must not hide the plugin's others
                 self.failures.append(
@@ -147,6 +164,35 @@ class PluginManager:
                     traceback.format_exc(),
                 )
             )
+
+    def load_protocol(self, name_or_path: str | Path) -> Protocol:
+        """A protocol by name (built-in or registered by a plugin) or a TOML file by path."""
+        from gsr_bench.protocol import load_protocol
+
+        return load_protocol(name_or_path, {s.name: s.path for s in self.protocols})
+
+    def list_protocols(self) -> list[Protocol]:
+        """The built-in protocols and the plugins', by name; a plugin's protocol that does not
+        load is left out and recorded as that plugin's failure."""
+        from gsr_bench.errors import GsrBenchError
+        from gsr_bench.protocol import list_protocols
+
+        out = list_protocols()
+        for spec in self.protocols:
+            try:
+                out.append(self.load_protocol(spec.name))
+            except GsrBenchError as exc:
+                failure = PluginFailure(spec.plugin, spec.distribution, f"protocol {spec.name!r}", str(exc))
+                if str(failure) not in map(str, self.failures):
+                    self.failures.append(failure)
+        return sorted(out, key=lambda p: p.name)
+
+
+def _check_protocol_name(name: str) -> None:
+    from gsr_bench.protocol import builtin_names
+
+    if name in builtin_names():
+        raise DuplicateNameError(f"protocol {name!r} is a built-in protocol")
 
 
 _manager: PluginManager | None = None

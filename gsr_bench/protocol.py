@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import hashlib
 import json
 import tomllib
@@ -207,61 +208,87 @@ _MOVED = {
 }
 
 
-def _build(cls: type, data: Mapping[str, Any], origin: str, prefix: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if dotted in _MOVED:
-            raise ProtocolError(f"{origin}: {dotted!r} is no longer a protocol key: {_MOVED[dotted]}")
-        if key not in names:
-            close = difflib.get_close_matches(key, names, n=1)
-            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
-            raise ProtocolError(f"{origin}: unknown key {dotted!r}{hint}; allowed here: {', '.join(names)}")
-        hint_t = hints[key]
-        if dataclasses.is_dataclass(hint_t):
-            if not isinstance(value, Mapping):
-                raise ProtocolError(f"{origin}: {dotted!r} must be a table")
-            kwargs[key] = _build(hint_t, value, origin, f"{dotted}.")  # type: ignore[arg-type]
-        else:
-            kwargs[key] = _check_type(value, hint_t, origin, dotted)
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ProtocolError(f"{origin}: {exc}") from None
+_TYPE_NAMES = {
+    "int_type": "int",
+    "float_type": "float",
+    "bool_type": "bool",
+    "string_type": "str",
+    "list_type": "a list",
+    "dict_type": "a table",
+    "dataclass_type": "a table",
+}
 
 
-def _check_type(value: Any, hint: Any, origin: str, dotted: str) -> Any:
-    if hint is Any:
-        return value
-    origin_t = typing.get_origin(hint)
-    if origin_t is dict:
-        _, value_t = typing.get_args(hint)
-        if not isinstance(value, Mapping):
-            raise ProtocolError(f"{origin}: {dotted!r} must be a table")
-        return {str(k): _check_type(v, value_t, origin, f"{dotted}.{k}") for k, v in value.items()}
-    if origin_t is list:
-        (item_t,) = typing.get_args(hint)
-        if not isinstance(value, list):
-            raise ProtocolError(f"{origin}: {dotted!r} must be a list")
-        return [_check_type(v, item_t, origin, dotted) for v in value]
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if (hint is int and isinstance(value, bool)) or not isinstance(value, hint):
-        raise ProtocolError(
-            f"{origin}: {dotted!r} must be {hint.__name__}, got {type(value).__name__} {value!r}"
-        )
-    return value
+@functools.cache
+def _adapter() -> Any:
+    """The typed validator of a protocol (pydantic over the dataclasses above): strict (no
+    ``"5"`` for 5, no ``true`` for 1; an integer is a float), unknown keys forbidden."""
+    from pydantic import ConfigDict, TypeAdapter
+
+    for cls in (Degradation, Task, Data, Loader, Train, Eval, Device, Protocol):
+        setattr(cls, "__pydantic_config__", ConfigDict(extra="forbid"))  # noqa: B010
+    return TypeAdapter(Protocol)
+
+
+def _fields_at(path: tuple[str, ...]) -> list[str]:
+    """The key names allowed in the table at ``path`` (empty where any key is allowed)."""
+    cls: Any = Protocol
+    for part in path:
+        cls = typing.get_type_hints(cls).get(part)
+        if not dataclasses.is_dataclass(cls):
+            return []
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _describe(error: Mapping[str, Any], origin: str) -> str:
+    loc = tuple(str(p) for p in error["loc"])
+    dotted = ".".join(loc)
+    kind, value = error["type"], error.get("input")
+    if kind == "unexpected_keyword_argument":
+        prefix = ".".join(loc[:-1]) + "." if len(loc) > 1 else ""
+        names = _fields_at(loc[:-1])
+        close = difflib.get_close_matches(loc[-1], names, n=1)
+        hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+        return f"{origin}: unknown key {dotted!r}{hint}; allowed here: {', '.join(names)}"
+    expected = _TYPE_NAMES.get(kind)
+    if expected is None:
+        return f"{origin}: {dotted!r}: {error['msg']}"
+    if expected.startswith("a "):
+        return f"{origin}: {dotted!r} must be {expected}"
+    return f"{origin}: {dotted!r} must be {expected}, got {type(value).__name__} {value!r}"
 
 
 def build_protocol(data: Mapping[str, Any], origin: str) -> Protocol:
+    """A protocol from its table (a parsed TOML file), validated against the typed schema;
+    the first problem is raised as one line naming the key."""
+    from pydantic import ValidationError
+
     for required in ("name", "version"):
         if required not in data:
             raise ProtocolError(f"{origin}: missing required key {required!r}")
-    protocol: Protocol = _build(Protocol, data, origin, "")
+    for dotted, where in _MOVED.items():
+        table, _, key = dotted.partition(".")
+        if isinstance(data.get(table), Mapping) and key in data[table]:
+            raise ProtocolError(f"{origin}: {dotted!r} is no longer a protocol key: {where}")
+    try:  # JSON, because pydantic's strict mode reads a table as a dataclass only from JSON
+        text = json.dumps(data)
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(f"{origin}: a value is not a string, number, list or table ({exc})") from None
+    try:
+        protocol: Protocol = _adapter().validate_json(text, strict=True)
+    except ValidationError as exc:
+        raise ProtocolError(_describe(exc.errors()[0], origin)) from None
     protocol.validate(origin)
     return protocol
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a protocol file (draft 2020-12), as committed in
+    ``gsr_bench/schemas/protocol.json`` for editors that complete and check TOML."""
+    schema: dict[str, Any] = _adapter().json_schema()
+    schema["$id"] = "urn:gsr-bench:protocol"
+    schema["title"] = "gsr-bench evaluation protocol"
+    return schema
 
 
 def _builtin_files() -> dict[str, Any]:
@@ -269,16 +296,36 @@ def _builtin_files() -> dict[str, Any]:
     return {p.name[: -len(".toml")]: p for p in folder.iterdir() if p.name.endswith(".toml")}
 
 
-def list_protocols() -> list[Protocol]:
-    return [load_protocol(name) for name in sorted(_builtin_files())]
+def builtin_names() -> list[str]:
+    """The names of the protocols shipped with gsr-bench."""
+    return sorted(_builtin_files())
 
 
-def load_protocol(name_or_path: str | Path) -> Protocol:
-    """A built-in protocol by name (``"quick"``) or a TOML file by path."""
+def list_protocols(plugins: Mapping[str, Any] | None = None) -> list[Protocol]:
+    """The built-in protocols and ``plugins``' (``{name: file}``), by name."""
+    names = sorted({*_builtin_files(), *(plugins or {})})
+    return [load_protocol(name, plugins) for name in names]
+
+
+def load_protocol(name_or_path: str | Path, plugins: Mapping[str, Any] | None = None) -> Protocol:
+    """A built-in protocol by name (``"quick"``), one a plugin registered (``plugins``:
+    ``{name: file}``, see ``PluginManager.load_protocol``) or a TOML file by path.
+
+    Raises:
+        UnknownNameError: no protocol has that name (with the closest names).
+        ProtocolError: the file cannot be read, is not TOML or breaks the schema.
+    """
     text_name = str(name_or_path)
     builtin = _builtin_files()
+    plugins = plugins or {}
     if text_name in builtin:
         source, origin = builtin[text_name].read_text(), f"protocol {text_name!r}"
+    elif text_name in plugins:
+        origin = f"protocol {text_name!r} ({plugins[text_name]})"
+        try:
+            source = plugins[text_name].read_text()
+        except OSError as exc:
+            raise ProtocolError(f"{origin}: cannot read protocol file ({exc.strerror})") from None
     elif text_name.endswith(".toml") or Path(text_name).exists():
         path = Path(text_name)
         try:
@@ -286,12 +333,25 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
         except OSError as exc:
             raise ProtocolError(f"{path}: cannot read protocol file ({exc.strerror})") from None
     else:
-        raise UnknownNameError("protocol", text_name, builtin)
+        raise UnknownNameError("protocol", text_name, {**builtin, **plugins})
     try:
         data = tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
         raise ProtocolError(f"{origin}: not valid TOML ({exc})") from None
     protocol = build_protocol(data, origin)
-    if text_name not in builtin:  # a file of one's own publishes only when the run says so
+    if text_name in plugins and protocol.name != text_name:
+        raise ProtocolError(f"{origin}: registered as {text_name!r} but its file names {protocol.name!r}")
+    if text_name not in builtin:  # only the built-in protocols publish unless the run says so
         protocol = dataclasses.replace(protocol, publish=False)
     return protocol
+
+
+SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "protocol.json"
+
+
+def schema_text() -> str:
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":  # python -m gsr_bench.protocol: write the committed JSON Schema
+    SCHEMA_FILE.write_text(schema_text())

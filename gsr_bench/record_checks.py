@@ -71,7 +71,8 @@ def staleness(
         if d["name"] in manager.datasets and manager.datasets.get(d["name"]).version != d["version"]:
             now = manager.datasets.get(d["name"]).version
             return f"dataset {d['name']!r} is at version {now}, the record at {d['version']}"
-    protocols = {q.name: q.version for q in list_protocols()}
+    listed = manager.list_protocols() if manager is not None else list_protocols()
+    protocols = {q.name: q.version for q in listed}
     if p["name"] in protocols and protocols[p["name"]] != p["version"]:
         return f"protocol {p['name']!r} is at version {protocols[p['name']]}, the record at {p['version']}"
     revision = int(record.get("metrics_revision", 1))

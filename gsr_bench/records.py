@@ -38,10 +38,11 @@ def protocol_variant(job: Job) -> dict[str, Any]:
     name and version (``--project-to-source``): its results get their own section."""
     from gsr_bench.errors import GsrBenchError
     from gsr_bench.jobkeys import EVAL, TRAIN, protocol_part
-    from gsr_bench.protocol import load_protocol
+    from gsr_bench.plugins import get_plugin_manager
 
     try:
-        base = load_protocol(job.protocol.name).for_method(job.method.name, job.method.overrides)
+        base = get_plugin_manager().load_protocol(job.protocol.name)
+        base = base.for_method(job.method.name, job.method.overrides)
     except GsrBenchError:
         return {}
     if base.version != job.protocol.version:

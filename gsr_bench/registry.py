@@ -182,6 +182,24 @@ class CommandSpec:
     family: str = "command"
 
 
+@dataclass(frozen=True)
+class ProtocolSpec:
+    """A protocol file a plugin ships, run by its name like a built-in one (``--protocol NAME``).
+
+    Attributes:
+        name: the protocol's name: the ``name`` in its file, unique across plugins and the
+            built-in protocols.
+        path: the TOML file, a ``Path`` or an ``importlib.resources`` file of the plugin's
+            package (``files(__package__) / "smoke-x8.toml"``), so that it works from a wheel.
+    """
+
+    name: str
+    path: Any
+    plugin: str = ""
+    distribution: str = ""
+    family: str = "protocol"
+
+
 class _Spec(Protocol):
     @property
     def name(self) -> str: ...

@@ -45,7 +45,10 @@ def test_raster_folder_plugin_runs_the_builtin_methods_in_its_units(
         "'raster-folder' (for method 'bicubic'); use 56 or 64 in a protocol file (--protocol FILE.toml)"
     ]
 
-    run = _run([*base, "--all", "--protocol", str(EXAMPLE / "smoke-x8.toml")], site, tmp_path)
+    # the plugin's own protocol, by name (package data of the installed plugin)
+    protocols = _run([*cli, "list", "protocols"], site, tmp_path)
+    assert any(line.split()[:2] == ["smoke-x8", "1"] for line in protocols.stdout.splitlines())
+    run = _run([*base, "--all", "--protocol", "smoke-x8"], site, tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     table = pd.read_csv(tmp_path / "leaderboard" / "results.csv")
     builtin = {"bicubic", "bilinear", "nearest", "jbu", "guided-filter", "fdsr", "msg", "msg-ng", "p2p"}

@@ -1,4 +1,4 @@
-"""``gsr-bench data synth`` and ``gsr-bench data check``: the BioMassters plugin's actions."""
+"""``gsr-bench data synth``, ``download`` and ``check``: the BioMassters plugin's actions."""
 
 from __future__ import annotations
 
@@ -107,3 +107,65 @@ def check(args: argparse.Namespace) -> int:
         print(f"... and {len(report.problems) - args.max_problems} more")
     print(f"\n{len(errors)} error(s), {len(warnings)} warning(s)")
     return 1 if errors or (args.strict and warnings) else 0
+
+
+def download_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", required=True, help="folder to download into (created; a rerun resumes)")
+    p.add_argument("--split", choices=("train", "test", "all"), default="all")
+    p.add_argument(
+        "--months",
+        default="all",
+        help="leafon (April-August, the default composite's), all, or indices and names: 7,8,May",
+    )
+    p.add_argument("--sensors", default="S1,S2", help="S1, S2, S1,S2 or none (labels only)")
+    p.add_argument("--labels", action=argparse.BooleanOptionalAction, default=True, help="the AGB labels")
+    p.add_argument("--chips", type=int, help="a seeded sample of this many chips per split")
+    p.add_argument("--seed", type=int, default=0, help="the --chips sample's seed")
+    p.add_argument("--chip-ids", metavar="FILE", help="only the chips listed in FILE, one id a line")
+    p.add_argument("--region", choices=("us", "eu", "as"), default="us", help="which official bucket")
+    p.add_argument("--endpoint-url", help="an S3-compatible server instead of AWS (a mirror)")
+    p.add_argument("--bucket", help="the bucket's name on that server")
+    p.add_argument("--workers", type=int, default=16, help="parallel transfers")
+    p.add_argument("--retries", type=int, default=5, help="tries after a timeout, reset or 5xx")
+    p.add_argument("--dry-run", action="store_true", help="files, bytes and time only")
+    p.add_argument("--bandwidth", type=float, default=10.0, help="MB/s the dry run's times assume")
+
+
+def download(args: argparse.Namespace) -> int:
+    from gsr_bench.api import DataError
+    from gsr_bench_datasets.biomassters.download import Source
+    from gsr_bench_datasets.biomassters.download import download as run_download
+    from gsr_bench_datasets.biomassters.selection import SPLITS, Selection, parse_months, parse_sensors
+
+    chip_ids = None
+    if args.chip_ids:
+        try:
+            chip_ids = tuple(
+                line.strip() for line in Path(args.chip_ids).read_text().splitlines() if line.strip()
+            )
+        except OSError as exc:
+            raise DataError(f"{args.chip_ids}: cannot read the chip ids ({exc.strerror})") from None
+    if args.chips is not None and args.chips < 1:
+        raise DataError(f"--chips {args.chips}: give a number of chips of at least 1")
+    if args.workers < 1:
+        raise DataError(f"--workers {args.workers}: give at least 1")
+    selection = Selection(
+        splits=SPLITS if args.split == "all" else (args.split,),
+        months=parse_months(args.months),
+        sensors=parse_sensors(args.sensors),
+        labels=args.labels,
+        chips=args.chips,
+        seed=args.seed,
+        chip_ids=chip_ids,
+    )
+    source = Source(args.region, args.bucket, args.endpoint_url)
+    return run_download(
+        Path(args.root).expanduser(),
+        selection,
+        source,
+        workers=args.workers,
+        retries=args.retries,
+        dry_run=args.dry_run,
+        bandwidth=args.bandwidth,
+        progress=not args.quiet,
+    )

@@ -45,9 +45,8 @@ REQUIRED_COLUMNS = ("filename", "chip_id", "satellite", "split", "month")
 SENSOR_BANDS = {"S1": len(S1_BANDS), "S2": len(S2_FILE_BANDS)}
 SENSOR_DTYPES = {"S1": np.dtype("float32"), "S2": np.dtype("uint16"), "agbm": np.dtype("float32")}
 DOWNLOAD_HINT = (
-    "get the data from https://source.coop/nascetti-a/biomassters (or the DrivenData "
-    "competition page) and point --root or GSR_BENCH_BIOMASSTERS_ROOT at the folder that holds "
-    "features_metadata.csv"
+    "get the data with `gsr-bench data download --root DIR` (add --dry-run to see the sizes "
+    "first) and point --root or GSR_BENCH_BIOMASSTERS_ROOT at that folder"
 )
 
 

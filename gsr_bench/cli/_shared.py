@@ -117,13 +117,12 @@ def planned_jobs(
     name (run, estimate and score plan alike)."""
     from gsr_bench.planning import plan_jobs
     from gsr_bench.plugins import get_plugin_manager
-    from gsr_bench.protocol import load_protocol
 
     pm = get_plugin_manager()
     if not args.all and not args.method:
         raise GsrBenchError("name methods with -m NAME (see `gsr-bench list methods`) or use --all")
     methods = pm.methods.names() if args.all else args.method
-    protocol = load_protocol(args.protocol)
+    protocol = pm.load_protocol(args.protocol)
     if overrides:
         protocol = protocol.with_overrides(overrides, "command line")
     return plan_jobs(

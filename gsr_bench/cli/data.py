@@ -60,10 +60,9 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     from gsr_bench.jobs import cache_dir
     from gsr_bench.planning import dataset_options
     from gsr_bench.plugins import get_plugin_manager
-    from gsr_bench.protocol import load_protocol
 
     pm = get_plugin_manager()
-    protocol = load_protocol(args.protocol)
+    protocol = pm.load_protocol(args.protocol)
     spec = pm.datasets.get(args.dataset)
     options = dataset_options(spec, protocol, args.root, args.dataset_option)
     dataset = spec.create(**options)

@@ -31,7 +31,6 @@ def add_parsers(add: Add) -> None:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from gsr_bench.plugins import get_plugin_manager
-    from gsr_bench.protocol import list_protocols
 
     what = args.what
     if what in ("methods", "all"):
@@ -60,10 +59,10 @@ def cmd_list(args: argparse.Namespace) -> int:
                 " ".join(map(str, p.seeds)),
                 p.description,
             ]
-            for p in list_protocols()
+            for p in get_plugin_manager().list_protocols()
         ]
         print(table(rows, ["protocol", "version", "crop", "steps", "seeds", "description"]))
-    failures = get_plugin_manager().failures if what != "protocols" else []
+    failures = get_plugin_manager().failures
     if failures:  # what failed is missing from the lists above: never in silence
         names = ", ".join(sorted({f.plugin for f in failures}))
         print(

@@ -1,4 +1,5 @@
-"""A disk that fills up during ``data synth`` or ``data prepare``: one line, and a rerun resumes.
+"""A disk that fills up during ``data synth``, ``prepare`` or ``download``: one line, and a rerun
+resumes.
 
 The disk is real: a small tmpfs mounted for the test (needs root; skipped otherwise), grown
 afterwards with ``remount`` as a user would free space.
@@ -6,9 +7,12 @@ afterwards with ``remount`` as a user would free space.
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -98,3 +102,34 @@ def test_synth_on_a_full_disk_stops_and_a_rerun_keeps_the_chips_written(
         assert p.stat().st_mtime_ns == mtime
     fresh = synthesize(tmp_path / "fresh", 2, test_chips=1, workers=1, progress=False)
     assert (out / "features_metadata.csv").read_text() == (fresh / "features_metadata.csv").read_text()
+
+
+@pytest.mark.parametrize("small_disk", ["4M"], indirect=True)
+def test_download_refuses_a_disk_too_small_and_stops_on_one_that_fills(
+    small_disk: Path, local_s3: Any, synth_bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Refused before the first file when the listing's sizes do not fit; on a disk that passes
+    that check but fills during the download (tmpfs rounds every file up to whole pages, which
+    the sizes do not count), one line, and the rerun on a grown disk completes."""
+    root = small_disk / "bio"
+    args = ["data", "download", "--root", str(root), "--endpoint-url", local_s3.url, "--bucket", synth_bucket]
+    args += ["--split", "train", "--months", "8", "--sensors", "S2", "-q", "--workers", "2"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the disk is full" in err[0] and "rerun the same command" in err[0]
+    assert not list((root / "train_features").glob("*")) if (root / "train_features").exists() else True
+
+    need = 9 * 1_443_550 + 9 * 262_482  # nine S2 images of August and nine labels
+    used = shutil.disk_usage(small_disk).used  # the metadata copies of the refused try
+    room = need + used + 32 * 1024  # what the check asks for, and less than the pages take
+    subprocess.run(["mount", "-o", f"remount,size={room}", str(small_disk)], check=True)
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "the disk is full" in err[0], captured
+    verified = (root / ".download" / "verified.jsonl").read_text().splitlines()
+    assert 0 < len(verified) < 18
+    _grow(small_disk)
+    assert main(args) == 0
+    assert json.loads((root / "download.json").read_text())["present"] >= len(verified)
+    assert main(["data", "check", "--root", str(root)]) == 0
