@@ -93,10 +93,14 @@ def test_subset_downloads_verified_checks_clean_and_runs(
     assert (again["downloaded"], again["present"], again["fetched_bytes"]) == (0, n_files, 0)
     capsys.readouterr()
     assert main(["data", "check", "--root", str(root)]) == 0, capsys.readouterr().out
+    # quick, the protocol a CPU runs on real data, takes a downloaded subset as it is
+    out = ["--results", str(tmp_path / "results"), "--leaderboard", str(tmp_path / "board")]
     run = _cli(
-        ["run", "-m", "bicubic", "-d", "biomassters", "--root", str(root), "--protocol", "smoke", "-q"]
+        ["run", "-m", "bicubic", "-d", "biomassters", "--root", str(root), "--protocol", "quick", "-q", *out]
     )
     assert run.returncode == 0, run.stderr[-2000:]
+    table = (tmp_path / "board" / "results.csv").read_text().splitlines()
+    assert len(table) == 2 and ",bicubic," in table[1]
 
 
 def test_retries_resume_and_verification_failures(
