@@ -114,22 +114,22 @@ def test_download_refuses_a_disk_too_small_and_stops_on_one_that_fills(
     root = small_disk / "bio"
     args = ["data", "download", "--root", str(root), "--endpoint-url", local_s3.url, "--bucket", synth_bucket]
     args += ["--split", "train", "--months", "8", "--sensors", "S2", "-q", "--workers", "2"]
-    assert main(args) == 2
+    assert main(args) == 2, capsys.readouterr()
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "the disk is full" in err[0] and "rerun the same command" in err[0]
+    assert len(err) == 1 and "the disk is full" in err[0] and "rerun the same command" in err[0], err
     assert not list((root / "train_features").glob("*")) if (root / "train_features").exists() else True
 
     need = 9 * 1_443_550 + 9 * 262_482  # nine S2 images of August and nine labels
     used = shutil.disk_usage(small_disk).used  # the metadata copies of the refused try
     room = need + used + 32 * 1024  # what the check asks for, and less than the pages take
     subprocess.run(["mount", "-o", f"remount,size={room}", str(small_disk)], check=True)
-    assert main(args) == 2
+    assert main(args) == 2, capsys.readouterr()
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
     assert len(err) == 1 and "the disk is full" in err[0], captured
     verified = (root / ".download" / "verified.jsonl").read_text().splitlines()
-    assert 0 < len(verified) < 18
+    assert 0 < len(verified) < 18, verified
     _grow(small_disk)
-    assert main(args) == 0
+    assert main(args) == 0, capsys.readouterr()
     assert json.loads((root / "download.json").read_text())["present"] >= len(verified)
     assert main(["data", "check", "--root", str(root)]) == 0

@@ -209,3 +209,31 @@ def test_bad_input_is_one_line(
     assert main(_download(root, local_s3.url, synth_bucket, "--split", "test", "--sensors", "none")) == 0
     assert stray.read_bytes() == b"mine"
     assert "1 file(s) under" in capsys.readouterr().out
+
+
+def test_rerun_checks_unlogged_files_and_completes_whole_parts(
+    local_s3: Any, synth_bucket: str, fault_proxy: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Files that the verified log does not vouch for are checked against the server (a one-byte
+    GET, not a HEAD: a HEAD needs a permission of its own on some servers), a wrong one is
+    fetched again; a `.part` that is already whole is verified without fetching it again."""
+    root = tmp_path / "bio"
+    args = _download(
+        root, fault_proxy.url, synth_bucket, "--split", "test", "--sensors", "S1", "--months", "0"
+    )
+    assert main(args) == 0
+    files = sorted(p.relative_to(root).as_posix() for p in root.glob("test_*/*.tif"))
+    assert len(files) == 6  # three S1 images of September, three labels
+    (root / ".download" / "verified.jsonl").unlink()
+    whole = root / files[0]
+    whole.rename(whole.with_name(whole.name + ".part"))
+    wrong = root / files[1]
+    wrong.write_bytes(wrong.read_bytes()[::-1])
+    start = len(fault_proxy.log)
+    assert main(args) == 0, capsys.readouterr()
+    manifest = _manifest(root)
+    assert (manifest["present"], manifest["downloaded"], manifest["verify_failures"]) == (5, 1, 1)
+    assert manifest["fetched_bytes"] == wrong.stat().st_size
+    ranges = {k: r for m, k, r in fault_proxy.log[start:] if m == "GET" and k.endswith(".tif")}
+    assert ranges[files[0]] == "bytes=0-0" and not list(root.rglob("*.part"))
+    assert all(m == "GET" for m, _, _ in fault_proxy.log)
