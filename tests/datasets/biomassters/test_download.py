@@ -149,7 +149,9 @@ def test_killed_download_resumes_without_fetching_anything_twice(
     """SIGKILL right after the 5th verified file (GSR_BENCH_KILL_AT=download:5, not a timer):
     the rerun completes, every file verified, and fetches none of those already complete."""
     root = tmp_path / "bio"
-    args = _download(root, fault_proxy.url, synth_bucket, "--split", "train", "--workers", "4")
+    args = _download(
+        root, fault_proxy.url, synth_bucket, "--split", "train", "--months", "7,8", "--workers", "4"
+    )
     killed = _cli(args, {"GSR_BENCH_KILL_AT": "download:5"})
     assert killed.returncode == -9
     logged = [
