@@ -40,9 +40,11 @@ class LocalS3:
             aws_secret_access_key="local",
         )
 
-    def publish(self, folder: Path, bucket: str, skip: tuple[str, ...] = ()) -> list[str]:
-        """Upload every file of ``folder`` under its relative path (the official keys) into a new
-        public bucket; returns the keys."""
+    def publish(
+        self, folder: Path, bucket: str, skip: tuple[str, ...] = (), only: tuple[str, ...] | None = None
+    ) -> list[str]:
+        """Upload the files of ``folder`` under their relative paths (the official keys) into a new
+        public bucket: all but ``skip``, or the metadata and ``only``; returns the keys."""
         self.client.create_bucket(Bucket=bucket)
         policy = {
             "Version": "2012-10-17",
@@ -59,7 +61,7 @@ class LocalS3:
         keys = []
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             key = path.relative_to(folder).as_posix()
-            if key in skip:
+            if key in skip or (only is not None and key not in only and not key.endswith(".csv")):
                 continue
             self.client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
             keys.append(key)

@@ -239,3 +239,23 @@ def test_rerun_checks_unlogged_files_and_completes_whole_parts(
     ranges = {k: r for m, k, r in fault_proxy.log[start:] if m == "GET" and k.endswith(".tif")}
     assert ranges[files[0]] == "bytes=0-0" and not list(root.rglob("*.part"))
     assert all(m == "GET" for m, _, _ in fault_proxy.log)
+
+
+def test_a_file_missing_from_the_bucket_is_one_line_and_the_rest_lands(
+    local_s3: Any, synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The metadata lists a file the bucket does not hold: that file is reported in one line
+    naming its key, the others are downloaded and verified, and the status is 1."""
+    chip = BioMasstersLayout(synth_root).chips("train")[0]
+    image = f"train_features/{chip.s2[8].filename}"
+    label = f"train_agbm/{chip.agbm}"
+    local_s3.publish(synth_root, "synth-missing", only=(label,))
+    ids = tmp_path / "ids.txt"
+    ids.write_text(chip.chip_id + "\n")
+    args = _download(
+        tmp_path / "bio", local_s3.url, "synth-missing", "--chip-ids", str(ids), "--split", "train"
+    )
+    assert main([*args, "--months", "8", "--sensors", "S2"]) == 1
+    out = capsys.readouterr().out
+    assert f"  {image}: NoSuchKey: " in out and "1 downloaded" in out and "1 failed" in out
+    assert (tmp_path / "bio" / label).is_file() and not (tmp_path / "bio" / image).exists()
