@@ -111,24 +111,28 @@ def check(args: argparse.Namespace) -> int:
 
 def download_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", required=True, help="folder to download into (created; a rerun resumes)")
-    p.add_argument("--split", choices=("train", "test", "all"), default="all")
+    p.add_argument("--split", choices=("train", "test", "all"), default="all", help="default all")
     p.add_argument(
         "--months",
         default="all",
-        help="leafon (April-August, the default composite's), all, or indices and names: 7,8,May",
+        help="leafon (April-August, the default composite's), all (default), or indices and names: 7,8,May",
     )
-    p.add_argument("--sensors", default="S1,S2", help="S1, S2, S1,S2 or none (labels only)")
+    p.add_argument("--sensors", default="S1,S2", help="S1, S2, S1,S2 (default) or none (labels only)")
     p.add_argument("--labels", action=argparse.BooleanOptionalAction, default=True, help="the AGB labels")
     p.add_argument("--chips", type=int, help="a seeded sample of this many chips per split")
-    p.add_argument("--seed", type=int, default=0, help="the --chips sample's seed")
+    p.add_argument("--seed", type=int, default=0, help="the --chips sample's seed (default 0)")
     p.add_argument("--chip-ids", metavar="FILE", help="only the chips listed in FILE, one id a line")
-    p.add_argument("--region", choices=("us", "eu", "as"), default="us", help="which official bucket")
+    p.add_argument(
+        "--region", choices=("us", "eu", "as"), default="us", help="which official bucket (default us)"
+    )
     p.add_argument("--endpoint-url", help="an S3-compatible server instead of AWS (a mirror)")
     p.add_argument("--bucket", help="the bucket's name on that server")
-    p.add_argument("--workers", type=int, default=16, help="parallel transfers")
-    p.add_argument("--retries", type=int, default=5, help="tries after a timeout, reset or 5xx")
+    p.add_argument("--workers", type=int, default=16, help="parallel transfers (default 16)")
+    p.add_argument("--retries", type=int, default=5, help="tries after a timeout, reset or 5xx (default 5)")
     p.add_argument("--dry-run", action="store_true", help="files, bytes and time only")
-    p.add_argument("--bandwidth", type=float, default=10.0, help="MB/s the dry run's times assume")
+    p.add_argument(
+        "--bandwidth", type=float, default=10.0, help="MB/s the dry run's times assume (default 10)"
+    )
 
 
 def download(args: argparse.Namespace) -> int:
