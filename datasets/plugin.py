@@ -30,32 +30,29 @@ def gsr_bench_register_datasets(register: Callable[[Any], None]) -> None:
     )
 
 
+# name, help, example; each action's arguments and run are ``commands.NAME_arguments`` and ``commands.NAME``
+_ACTIONS = (
+    (
+        "synth",
+        "write synthetic BioMassters in the official layout",
+        "gsr-bench data synth --out synth/ --chips 40 --seed 0",
+    ),
+    (
+        "download",
+        "download the official BioMassters files from their public S3 buckets, verified",
+        "gsr-bench data download --root ~/biomassters --months leafon --chips 300",
+    ),
+    (
+        "check",
+        "validate a BioMassters folder against its metadata",
+        "gsr-bench data check --root ~/biomassters --stats",
+    ),
+)
+
+
 @hookimpl
 def gsr_bench_register_commands(register: Callable[[Any], None]) -> None:
-    register(
-        CommandSpec(
-            name="synth",
-            help="write synthetic BioMassters in the official layout",
-            example="gsr-bench data synth --out synth/ --chips 40 --seed 0",
-            arguments=f"{_COMMANDS}:synth_arguments",
-            run=f"{_COMMANDS}:synth",
+    for name, help_text, example in _ACTIONS:
+        register(
+            CommandSpec(name, help_text, example, f"{_COMMANDS}:{name}_arguments", f"{_COMMANDS}:{name}")
         )
-    )
-    register(
-        CommandSpec(
-            name="download",
-            help="download the official BioMassters files from their public S3 buckets, verified",
-            example="gsr-bench data download --root ~/biomassters --months leafon --chips 300",
-            arguments=f"{_COMMANDS}:download_arguments",
-            run=f"{_COMMANDS}:download",
-        )
-    )
-    register(
-        CommandSpec(
-            name="check",
-            help="validate a BioMassters folder against its metadata",
-            example="gsr-bench data check --root ~/biomassters --stats",
-            arguments=f"{_COMMANDS}:check_arguments",
-            run=f"{_COMMANDS}:check",
-        )
-    )

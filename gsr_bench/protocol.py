@@ -225,6 +225,7 @@ def _adapter() -> Any:
     ``"5"`` for 5, no ``true`` for 1; an integer is a float), unknown keys forbidden."""
     from pydantic import ConfigDict, TypeAdapter
 
+    # set here, not in the class bodies: importing this module (``gsr-bench list``) stays free of pydantic
     for cls in (Degradation, Task, Data, Loader, Train, Eval, Device, Protocol):
         setattr(cls, "__pydantic_config__", ConfigDict(extra="forbid"))  # noqa: B010
     return TypeAdapter(Protocol)

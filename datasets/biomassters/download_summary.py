@@ -64,7 +64,7 @@ def selection_table(files: Sequence[RemoteFile], bandwidth: float) -> str:
     ]
     total = sum(f.size or 0 for f in files)
     rows.append(["all", "", str(len(files)), _gb(total), _duration(total / (bandwidth * 1e6))])
-    return table(rows, ["split", "files", "count", "size", f"at {bandwidth:g} MB/s"])
+    return table(rows, ["split", "kind", "files", "size", f"at {bandwidth:g} MB/s"])
 
 
 def describe_selection(selection: Selection) -> str:

@@ -117,7 +117,7 @@ def test_download_refuses_a_disk_too_small_and_stops_on_one_that_fills(
     assert main(args) == 2, capsys.readouterr()
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "the disk is full" in err[0] and "rerun the same command" in err[0], err
-    assert not list((root / "train_features").glob("*")) if (root / "train_features").exists() else True
+    assert not list(root.glob("*_features/*")) and not list(root.glob("*_agbm/*"))
 
     need = 9 * 1_443_550 + 9 * 262_482  # nine S2 images of August and nine labels
     used = shutil.disk_usage(small_disk).used  # the metadata copies of the refused try

@@ -140,6 +140,9 @@ def test_retries_resume_and_verification_failures(
     assert main(base) == 0
     assert [k for k in fault_proxy.gets(start) if not k.endswith(".csv")] == [labels[1]]
     assert _manifest(root)["downloaded"] == 1
+    # the metadata was fetched whole once; the two runs after the dry run only checked its ETag
+    metadata = [r for m, k, r in fault_proxy.log if k == "features_metadata.csv"]
+    assert metadata == ["", "bytes=0-0", "bytes=0-0"]
 
 
 @pytest.mark.slow
