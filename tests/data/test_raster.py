@@ -1,0 +1,111 @@
+"""Georeferenced scenes for predict (gsr_bench/data/raster.py), on real GeoTIFFs in a UTM CRS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gsr_bench.errors import DataError
+
+rasterio = pytest.importorskip("rasterio")
+from rasterio.crs import CRS  # noqa: E402
+from rasterio.transform import from_origin  # noqa: E402
+
+from gsr_bench.data.raster import open_scene  # noqa: E402
+
+UTM = CRS.from_epsg(32635)  # Finland
+X0, Y0 = 500_000.0, 6_900_000.0
+
+
+def _write(
+    path: Path,
+    data: np.ndarray,
+    transform: object,
+    crs: object = UTM,
+    nodata: float | None = None,
+    names: tuple[str, ...] | None = None,
+) -> Path:
+    data = data if data.ndim == 3 else data[None]
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=data.shape[1],
+        width=data.shape[2],
+        count=data.shape[0],
+        dtype=data.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+    ) as dst:
+        dst.write(data)
+        if names:
+            dst.descriptions = names
+    return path
+
+
+def _scene(tmp_path: Path, size: int = 60, bands: int = 3) -> tuple[Path, Path, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    guide = rng.normal(size=(bands, size, size)).astype(np.float32)
+    target = rng.uniform(0, 300, (size, size)).astype(np.float32)
+    coarse = target.reshape(size // 10, 10, size // 10, 10).mean(axis=(1, 3))
+    g = _write(tmp_path / "guide.tif", guide, from_origin(X0, Y0, 10, 10))
+    s = _write(tmp_path / "source.tif", coarse, from_origin(X0, Y0, 100, 100), nodata=-9999.0)
+    return g, s, guide, coarse
+
+
+def test_an_aligned_scene_reads_by_window(tmp_path: Path) -> None:
+    g, s, guide, coarse = _scene(tmp_path)
+    scene = open_scene([g], s, ("a", "b", "c"), 10)
+    assert (scene.height, scene.width) == (60, 60) and scene.crs == UTM
+    np.testing.assert_array_equal(scene.read_guide(20, 30, 30), guide[:, 20:50, 30:60])
+    np.testing.assert_allclose(scene.read_source(20, 30, 30), coarse[2:5, 3:6])
+    assert "by count and order" in scene.notes[0]
+
+
+def test_a_larger_source_is_read_under_the_guide_and_nodata_is_nan(tmp_path: Path) -> None:
+    """A source that extends beyond the guide, one block off its origin, is the same grid."""
+    g, _, _, coarse = _scene(tmp_path)
+    big = np.full((8, 8), -9999.0, np.float32)
+    big[1:7, 1:7] = coarse
+    big[1, 1] = -9999.0
+    s = _write(tmp_path / "big.tif", big, from_origin(X0 - 100, Y0 + 100, 100, 100), nodata=-9999.0)
+    scene = open_scene([g], s, ("a", "b", "c"), 10)
+    expected = coarse.copy()
+    expected[0, 0] = np.nan
+    np.testing.assert_allclose(scene.source_array, expected)
+
+
+def test_mismatches_are_one_line_naming_both_sides(tmp_path: Path) -> None:
+    g, s, guide, coarse = _scene(tmp_path)
+    shifted = _write(tmp_path / "shifted.tif", coarse, from_origin(X0 + 35, Y0, 100, 100))
+    other_crs = _write(tmp_path / "wgs.tif", coarse, from_origin(X0, Y0, 100, 100), crs=CRS.from_epsg(32634))
+    empty = _write(
+        tmp_path / "empty.tif", np.full_like(coarse, -9999.0), from_origin(X0, Y0, 100, 100), nodata=-9999.0
+    )
+    named = _write(tmp_path / "named.tif", guide, from_origin(X0, Y0, 10, 10), names=("a", "x", "c"))
+    for args, message in [
+        (([g], s, ("a", "b"), 10), "the guide has 3 band(s) in guide.tif; the model reads 2: a, b"),
+        (([g], shifted, ("a", "b", "c"), 10), "is not the guide's at scale 10"),
+        (([g], other_crs, ("a", "b", "c"), 10), "CRS EPSG:32634 differs from the guide's EPSG:32635"),
+        (([g], empty, ("a", "b", "c"), 10), "no valid value over the guide's extent"),
+        (([named], s, ("a", "b", "c"), 10), "band 2 is 'x', not 'b'"),
+        (([g], s, ("a", "b", "c"), 7), "not whole source blocks of 7 x 7"),
+    ]:
+        with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
+            open_scene(*args)
+        assert "\n" not in str(info.value)
+
+
+def test_resample_source_warps_it_onto_the_grid(tmp_path: Path) -> None:
+    """A 50 m source warped by average onto the 100 m grid gives each block the mean of its 4."""
+    g, _, _, coarse = _scene(tmp_path)
+    fine = np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)
+    s = _write(tmp_path / "s50.tif", fine, from_origin(X0, Y0, 50, 50))
+    with pytest.raises(DataError, match="--resample-source"):
+        open_scene([g], s, ("a", "b", "c"), 10)
+    scene = open_scene([g], s, ("a", "b", "c"), 10, resample_source=True)
+    np.testing.assert_allclose(scene.source_array, coarse, rtol=1e-5)
+    assert any("warped" in n for n in scene.notes)
