@@ -109,3 +109,33 @@ def test_resample_source_warps_it_onto_the_grid(tmp_path: Path) -> None:
     scene = open_scene([g], s, ("a", "b", "c"), 10, resample_source=True)
     np.testing.assert_allclose(scene.source_array, coarse, rtol=1e-5)
     assert any("warped" in n for n in scene.notes)
+
+
+def test_the_output_is_written_by_strips_and_appears_only_when_complete(tmp_path: Path) -> None:
+    from gsr_bench.data.scene_writer import NODATA, SceneWriter
+
+    out = tmp_path / "agb.tif"
+    transform = from_origin(X0, Y0, 10, 10)
+    values = np.random.default_rng(1).uniform(0, 300, (600, 520)).astype(np.float32)
+    values[5, 7] = np.nan
+    writer = SceneWriter(
+        out, 600, 520, UTM, transform, {"gsr_bench_method": "bicubic", "gsr_bench_version": "3"}
+    )
+    writer.write(0, values[:250])
+    assert not out.exists()  # an interrupted predict leaves nothing that looks complete
+    writer.write(250, values[250:])
+    assert writer.close() == out and not list(tmp_path.glob("*.part"))
+    with rasterio.open(out) as src:
+        assert (src.crs, src.transform, src.shape, src.nodata) == (UTM, transform, (600, 520), NODATA)
+        assert src.tags()["gsr_bench_method"] == "bicubic" and src.profile["tiled"]
+        assert src.overviews(1)  # Cloud-Optimized: overviews inside
+        read = src.read(1, masked=True)
+    assert read.mask[5, 7] and read.mask.sum() == 1
+    np.testing.assert_array_equal(read.filled(np.nan)[~np.isnan(values)], values[~np.isnan(values)])
+    with pytest.raises(DataError, match="exists; pass --overwrite"):
+        SceneWriter(out, 600, 520, UTM, transform, {})
+    half = SceneWriter(out, 600, 520, UTM, transform, {}, overwrite=True)
+    half.write(0, values[:100])
+    with pytest.raises(DataError, match="100 of 600 rows were written; nothing kept"):
+        half.close()
+    assert not list(tmp_path.glob("*.part")) and out.exists()  # the earlier complete file stays
