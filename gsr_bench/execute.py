@@ -17,6 +17,7 @@ from gsr_bench.evaluate import evaluate, save_figure_tiles, save_predictions, ta
 from gsr_bench.jobs import Job, JobResult
 from gsr_bench.method import Method
 from gsr_bench.metrics import ExtraMetric
+from gsr_bench.model_file import MODEL_FILE, ModelCard, fit_choices, save_model
 from gsr_bench.plugins import PluginManager, get_plugin_manager
 from gsr_bench.registry import resolve_factory
 from gsr_bench.training import TrainContext, fit, seed_everything
@@ -101,11 +102,33 @@ def execute(
             default=str,
         )
     )
+    save_model(workdir / MODEL_FILE, model_card(job, splits, task, method), method)
     if proto.eval.save_predictions:
         save_predictions(workdir / "predictions.npz", splits.test, preds)
     if proto.eval.figure_tiles:
         save_figure_tiles(workdir / "tiles.npz", splits.test, preds[: proto.eval.figure_tiles])
     return metrics, params, list(getattr(method, "fit_series", []))
+
+
+def model_card(job: Job, splits: Splits, task: Any, method: Method) -> ModelCard:
+    """What applying this job's model to new data needs (:mod:`gsr_bench.model_file`)."""
+    return ModelCard(
+        method=job.method.name,
+        version=job.method.version,
+        code=job.code,
+        options={**job.method_options, **fit_choices(method)},
+        task=dataclasses.asdict(task),
+        guide_mean=[float(v) for v in splits.train.guide_mean],
+        guide_std=[float(v) for v in splits.train.guide_std],
+        job_key=job.key,
+        train_key=job.train_key,
+        dataset=job.dataset.name,
+        dataset_revision=splits.info.revision,
+        protocol=job.protocol.name,
+        seed=job.seed,
+        units=splits.info.units,
+        rgb_channels=splits.info.rgb_channels,
+    )
 
 
 def execute_job(

@@ -41,8 +41,10 @@ class Names:
 def _rgb(rgb: np.ndarray) -> np.ndarray:
     """The z-scored red/green/blue guide channels as a displayable image (2-98 % stretch each)."""
     img = np.moveaxis(rgb.astype(np.float32), 0, -1)
-    lo, hi = np.percentile(img, 2, axis=(0, 1)), np.percentile(img, 98, axis=(0, 1))
-    return np.clip((img - lo) / np.maximum(hi - lo, 1e-6), 0, 1)
+    if np.isnan(img).all():
+        return np.zeros_like(img)
+    lo, hi = np.nanpercentile(img, 2, axis=(0, 1)), np.nanpercentile(img, 98, axis=(0, 1))
+    return np.nan_to_num(np.clip((img - lo) / np.maximum(hi - lo, 1e-6), 0, 1))  # no data: black
 
 
 def tile_error(pred: np.ndarray, target: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, float]:
@@ -164,3 +166,35 @@ def speed(table: pd.DataFrame, path: Path, names: Names | None = None) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def draw_quicklook(
+    path: Path, scene: Any, output: Path, rgb: tuple[int, int, int], units: str = "", size: int = 800
+) -> Path:
+    """Source, guide RGB and output of ``gsr-bench predict`` side by side, each decimated to
+    about ``size`` pixels (nearest), the two maps on one colour scale."""
+    import rasterio
+
+    guide = scene.read_overview(size)
+    h, w = guide.shape[1:]
+    with rasterio.open(output) as src:
+        out = src.read(1, out_shape=(h, w), masked=True).astype(np.float32).filled(np.nan)
+    s = scene.source_array
+    source = np.repeat(np.repeat(s, -(-h // s.shape[0]), 0), -(-w // s.shape[1]), 1)[:h, :w]
+    finite = np.concatenate([source[np.isfinite(source)], out[np.isfinite(out)]])
+    vmax = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), constrained_layout=True)
+    axes[0].imshow(source, cmap="viridis", vmin=0, vmax=vmax, interpolation="nearest")
+    axes[0].set_title(f"source ({scene.source.name})")
+    axes[1].imshow(_rgb(guide[list(rgb)]), interpolation="nearest")
+    axes[1].set_title("guide (RGB)")
+    image = axes[2].imshow(out, cmap="viridis", vmin=0, vmax=vmax, interpolation="nearest")
+    axes[2].set_title(f"output ({output.name})")
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(image, ax=axes, shrink=0.8, label=units)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

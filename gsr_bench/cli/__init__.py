@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gsr_bench import __version__
-from gsr_bench.cli import data, listing, runs, timing
+from gsr_bench.cli import data, listing, predict, runs, timing
 from gsr_bench.cli._shared import adder, common_flags, formatter
 from gsr_bench.errors import GsrBenchError
 
@@ -45,6 +45,7 @@ def build_parser(commands: Sequence[Any] | None = None) -> argparse.ArgumentPars
     data.add_parsers(add, common, commands)
     runs.add_parsers(add)
     timing.add_parsers(add)
+    predict.add_parsers(add)
     return parser
 
 

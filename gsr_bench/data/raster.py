@@ -48,17 +48,42 @@ class Scene:
     source_array: np.ndarray
     notes: list[str] = field(default_factory=list)
 
+    _open: list[Any] = field(default_factory=list, repr=False)
+
     def read_guide(self, y: int, x: int, size: int) -> np.ndarray:
-        """``[C, size, size]`` float32 of the guide at ``(y, x)``, NaN where it has no data."""
+        """``[C, size, size]`` float32 of the guide at ``(y, x)``, NaN where it has no data.
+
+        The files stay open between calls (one open per file, not per tile) until :meth:`close`.
+        """
         import rasterio
         from rasterio.windows import Window
 
+        if not self._open:
+            self._open = [rasterio.open(path) for path in self.guides]
+        parts = []
+        for src in self._open:
+            data = src.read(window=Window(x, y, size, size), masked=True).astype(np.float32)
+            parts.append(np.ma.filled(data, np.nan))
+        return np.concatenate(parts)
+
+    def read_overview(self, size: int) -> np.ndarray:
+        """``[C, h, w]`` float32 of the whole guide decimated to about ``size`` pixels on its
+        longer side (nearest), NaN where it has no data: for statistics and previews."""
+        import rasterio
+
+        step = max(1, -(-max(self.height, self.width) // size))
+        shape = (max(1, self.height // step), max(1, self.width // step))
         parts = []
         for path in self.guides:
             with rasterio.open(path) as src:
-                data = src.read(window=Window(x, y, size, size), masked=True).astype(np.float32)
+                data = src.read(out_shape=(src.count, *shape), masked=True).astype(np.float32)
                 parts.append(np.ma.filled(data, np.nan))
         return np.concatenate(parts)
+
+    def close(self) -> None:
+        for src in self._open:
+            src.close()
+        self._open = []
 
     def read_source(self, y: int, x: int, size: int) -> np.ndarray:
         """``[size / scale, size / scale]`` of the source under the guide window at ``(y, x)``."""
