@@ -79,12 +79,11 @@ def add_parsers(add: Add) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from gsr_bench.data.raster import open_scene
-    from gsr_bench.data.scene_writer import SceneWriter
-    from gsr_bench.planning import select_device
+    import rasterio
+
+    from gsr_bench.data.raster import cache_bytes
     from gsr_bench.plugins import get_plugin_manager
-    from gsr_bench.predict import from_checkpoint, from_job, output_tags, prepare_for_scene, scene_statistics
-    from gsr_bench.scene_predict import default_overlap, predict_scene
+    from gsr_bench.predict import from_checkpoint, from_job
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
@@ -102,6 +101,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
         model = from_job(Tracker(Path(args.results), args.tracking_uri), jobs, args.root, args.dataset_option)
     log.info("model: %s", model.origin)
+    tile = args.tile or int(model.card.task["crop"])
+    with rasterio.Env(GDAL_CACHEMAX=cache_bytes(args.guide, tile) if _readable(args.guide) else 2**27):
+        return _predict_scene(args, model, protocol, tile)
+
+
+def _readable(paths: list[str]) -> bool:
+    import rasterio
+
+    try:
+        for path in paths:
+            rasterio.open(path).close()
+    except Exception:
+        return False  # open_scene says what is wrong with it
+    return True
+
+
+def _predict_scene(args: argparse.Namespace, model: Any, protocol: Any, tile: int) -> int:
+    from gsr_bench.data.raster import open_scene
+    from gsr_bench.data.scene_writer import SceneWriter
+    from gsr_bench.planning import select_device
+    from gsr_bench.predict import output_tags, prepare_for_scene, scene_statistics
+    from gsr_bench.scene_predict import default_overlap, predict_scene
+
+    out = Path(args.out)
     card = model.card
     scene = open_scene(args.guide, args.source, card.guide_channels, card.scale, args.resample_source)
     for note in scene.notes:
@@ -113,7 +136,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
             "scene's own statistics",
             file=sys.stderr,
         )
-    tile = args.tile or int(card.task["crop"])
     overlap = default_overlap(tile, card.scale) if args.overlap is None else args.overlap
     if tile > min(scene.height, scene.width):
         tile = min(scene.height, scene.width)
