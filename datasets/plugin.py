@@ -43,6 +43,11 @@ _ACTIONS = (
         "gsr-bench data download --root ~/biomassters --months leafon --chips 300",
     ),
     (
+        "composite",
+        "composite a scene's monthly S1/S2 GeoTIFFs into a guide for gsr-bench predict, as the tiles were",
+        "gsr-bench data composite scene_S1_*.tif scene_S2_*.tif --out guide.tif",
+    ),
+    (
         "check",
         "validate a BioMassters folder against its metadata",
         "gsr-bench data check --root ~/biomassters --stats",

@@ -128,6 +128,7 @@ def model_card(job: Job, splits: Splits, task: Any, method: Method) -> ModelCard
         seed=job.seed,
         units=splits.info.units,
         rgb_channels=splits.info.rgb_channels,
+        guide_dtype=job.protocol.data.guide_dtype,
     )
 
 

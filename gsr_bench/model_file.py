@@ -41,6 +41,8 @@ class ModelCard:
             train statistics the guide is z-scored with (availability masks: 0 and 1).
         job_key, train_key, dataset, dataset_revision, protocol, seed: the job it comes from.
         units: the target's units; rgb_channels: the guide channels of an RGB preview.
+        guide_dtype: the precision the prepared tiles kept the guide in (the protocol's
+            ``data.guide_dtype``): a scene's guide is rounded to it before normalizing.
     """
 
     method: str
@@ -58,6 +60,7 @@ class ModelCard:
     seed: int
     units: str = ""
     rgb_channels: tuple[int, int, int] = (0, 1, 2)
+    guide_dtype: str = "float32"
     format: int = FORMAT
 
     @property

@@ -148,6 +148,7 @@ def _untrained(job: Job) -> Model:
         seed=job.seed,
         units=dataset.units,
         rgb_channels=dataset.rgb_indices(),
+        guide_dtype=job.protocol.data.guide_dtype,
     )
     method = job.method.create(task, **card.options)
     origin = f"{job.method.name} v{job.method.version} with its defaults (training-free, no job)"

@@ -61,10 +61,17 @@ def default_overlap(tile: int, scale: int) -> int:
 
 
 def prepare_tile(
-    guide: np.ndarray, source: np.ndarray, mean: np.ndarray, std: np.ndarray, scale: int
+    guide: np.ndarray,
+    source: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    scale: int,
+    guide_dtype: str = "float32",
 ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-    """A tile as methods receive it: the normalized guide with the source mask ``[C + 1, H, W]``,
-    the filled source ``[1, h, w]``, and which source blocks have a value ``[h, w]``."""
+    """A tile as methods receive it: the guide rounded to the precision the prepared tiles kept
+    (``guide_dtype``), normalized, with the source mask ``[C + 1, H, W]``; the filled source
+    ``[1, h, w]``; which source blocks have a value ``[h, w]``."""
+    guide = guide.astype(guide_dtype).astype(np.float32)
     g = (guide - mean[:, None, None]) / std[:, None, None]
     g = np.nan_to_num(g, nan=0.0).astype(np.float32)
     valid = np.isfinite(source)[None]
@@ -84,6 +91,7 @@ def predict_scene(
     batch: int = 4,
     progress: bool = True,
     project: bool = False,
+    guide_dtype: str = "float32",
 ) -> PredictStats:
     """Predict ``scene`` with ``method`` and hand its rows to ``write(first_row, rows)``.
 
@@ -96,6 +104,7 @@ def predict_scene(
         batch: tiles per ``predict`` call.
         progress: show a bar in tiles with the rate in Mpix/s.
         project: correct every valid source block's mean to the source exactly.
+        guide_dtype: the precision the job's prepared tiles kept the guide in.
     """
     grid = Grid(scene.height, scene.width, tile, overlap, scene.scale)
     blender = Blender(grid)
@@ -111,7 +120,12 @@ def predict_scene(
                 xs = columns[first : first + batch]
                 prepared = [
                     prepare_tile(
-                        scene.read_guide(y, x, tile), scene.read_source(y, x, tile), mean, std, scene.scale
+                        scene.read_guide(y, x, tile),
+                        scene.read_source(y, x, tile),
+                        mean,
+                        std,
+                        scene.scale,
+                        guide_dtype,
                     )
                     for x in xs
                 ]

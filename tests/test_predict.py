@@ -124,7 +124,7 @@ def test_a_trained_job_predicts_without_seams_and_as_one_pass(
     opened = open_scene([scene.guide], scene.source, model.card.guide_channels, 10)
     mean, std = model.card.normalization()
     guide, source, _ = prepare_tile(
-        opened.read_guide(0, 0, 1000), opened.read_source(0, 0, 1000), mean, std, 10
+        opened.read_guide(0, 0, 1000), opened.read_source(0, 0, 1000), mean, std, 10, model.card.guide_dtype
     )
     with torch.no_grad():
         whole = model.method.to(torch.device("cpu")).predict(guide[None], source[None])[0, 0].numpy()

@@ -1,4 +1,4 @@
-"""``gsr-bench data synth``, ``download`` and ``check``: the BioMassters plugin's actions."""
+"""``gsr-bench data synth``, ``download``, ``composite`` and ``check``: the BioMassters plugin's actions."""
 
 from __future__ import annotations
 
@@ -173,3 +173,30 @@ def download(args: argparse.Namespace) -> int:
         bandwidth=args.bandwidth,
         progress=not args.quiet,
     )
+
+
+def composite_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="monthly GeoTIFFs of one grid named ..._S1_MM.tif / ..._S2_MM.tif (MM 00-11, 00 = September), "
+        "with the official bands",
+    )
+    p.add_argument("--out", required=True, metavar="GUIDE.tif", help="the guide GeoTIFF to write")
+    p.add_argument(
+        "--composite",
+        default="leafon-median",
+        help="the dataset's composite option the model was trained with (default leafon-median)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+
+
+def composite(args: argparse.Namespace) -> int:
+    from gsr_bench_datasets.biomassters.scene_composite import composite_scene
+
+    out = composite_scene(
+        args.files, args.out, args.composite, overwrite=args.overwrite, progress=not args.quiet
+    )
+    print(f"wrote the {args.composite} guide of {len(args.files)} monthly files to {out}")
+    return 0

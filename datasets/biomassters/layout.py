@@ -220,9 +220,7 @@ def read_chip(root: Path, chip: Chip) -> RawChip:
     target_path = agbm_path(root, chip)
     target = read_tiff(target_path, 1)[0]
     h, w = target.shape
-    s1 = np.full((12, len(S1_BANDS), h, w), np.nan, np.float32)
-    s2 = np.full((12, len(S2_BANDS), h, w), np.nan, np.float32)
-    clp = np.full((12, h, w), np.nan, np.float32)
+    raw = empty_chip(chip.chip_id, target)
     for files, sensor in ((chip.s1, "S1"), (chip.s2, "S2")):
         for month, file in files.items():
             path = feature_path(root, file)
@@ -232,10 +230,24 @@ def read_chip(root: Path, chip: Chip) -> RawChip:
                     f"{path}: size {image.shape[2]}x{image.shape[1]} differs from the "
                     f"label's {w}x{h} ({target_path.name})"
                 )
-            if sensor == "S1":
-                image[image == S1_NODATA] = np.nan
-                s1[month] = image
-            else:
-                s2[month] = image[:-1]
-                clp[month] = image[-1]
-    return RawChip(chip.chip_id, s1, s2, clp, target)
+            place_image(raw, sensor, month, image)
+    return raw
+
+
+def empty_chip(chip_id: str, target: np.ndarray) -> RawChip:
+    """A chip of ``target``'s size with every month absent (NaN)."""
+    h, w = target.shape
+    s1 = np.full((12, len(S1_BANDS), h, w), np.nan, np.float32)
+    s2 = np.full((12, len(S2_BANDS), h, w), np.nan, np.float32)
+    return RawChip(chip_id, s1, s2, np.full((12, h, w), np.nan, np.float32), target)
+
+
+def place_image(chip: RawChip, sensor: str, month: int, image: np.ndarray) -> None:
+    """One monthly file's bands into ``chip``: S1's no-data as NaN; S2's last band is the cloud
+    probability. The one conversion of the official files, for tiles and scenes alike."""
+    if sensor == "S1":
+        image = np.where(image == S1_NODATA, np.nan, image).astype(np.float32)
+        chip.s1[month] = image
+    else:
+        chip.s2[month] = image[:-1]
+        chip.clp[month] = image[-1]

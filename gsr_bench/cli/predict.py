@@ -158,6 +158,7 @@ def _predict_scene(args: argparse.Namespace, model: Any, protocol: Any, tile: in
             args.batch_size,
             not args.quiet,
             args.project_to_source,
+            model.card.guide_dtype,
         )
         writer.close()
     except BaseException:
