@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from gsr_bench.data.raster import Scene
 from gsr_bench.data.scene import Blender, Grid
 from gsr_bench.data.source import fill_invalid_blocks, with_source_mask
+from gsr_bench.faults import kill_point
 from gsr_bench.method import Method
 from gsr_bench.ops import project_to_source
 
@@ -147,6 +148,7 @@ def predict_scene(
                 start, strip = done
                 write(start, _finish(strip, scene, start, project))
                 released = start + len(strip)
+                kill_point("predict", i + 1)  # tests: killed after this many strips
                 seconds = time.perf_counter() - started
                 bar.set_postfix(
                     Mpix_s=f"{released * scene.width / max(seconds, 1e-9) / 1e6:.2f}", refresh=False

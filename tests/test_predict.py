@@ -192,6 +192,34 @@ def test_bad_inputs_are_one_line_before_any_tile(
     assert (workdir / "taken.tif").read_bytes() == b"x"
 
 
+def test_a_killed_predict_leaves_no_file_that_looks_complete(tmp_path: Path, scene: MosaicScene) -> None:
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "out.tif"
+    command = [
+        sys.executable,
+        "-m",
+        "gsr_bench",
+        "predict",
+        "-m",
+        "bilinear",
+        *GUIDE_ARGS,
+        "--results",
+        str(tmp_path),
+    ]
+    command += ["--source", str(scene.source), "--guide", str(scene.guide), "--out", str(out)]
+    env = {**os.environ, "GSR_BENCH_KILL_AT": "predict:5"}
+    killed = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert not out.exists() and (tmp_path / "out.tif.part").exists()
+    assert subprocess.run(command, capture_output=True).returncode == 0  # the rerun starts over
+    assert out.exists() and not list(tmp_path.glob("*.part"))
+    values, _, _ = _read(out)
+    assert np.isfinite(values).all()
+
+
 def test_a_10k_scene_keeps_memory_to_a_strip_of_its_width(tmp_path: Path, scene: MosaicScene) -> None:
     """10,000 x 10,000 px (a 100 km square at 10 m, 5.6 GB of guide as float32) with a cheap
     method: the peak resident memory of the whole command stays under 3 GiB (measured 2.1 GB:

@@ -58,7 +58,9 @@ def test_the_scene_guide_is_the_chips_composites_mosaicked(synth_root: Path, tmp
         expected = fn(layout.read_chip(by_id[chip_id]))
         assert expected.fallback_month == -1  # the per-chip fallback is the one documented difference
         r, c = divmod(k, 2)
-        np.testing.assert_array_equal(guide[:, r * 256 : (r + 1) * 256, c * 256 : (c + 1) * 256], expected.guide)
+        np.testing.assert_array_equal(
+            guide[:, r * 256 : (r + 1) * 256, c * 256 : (c + 1) * 256], expected.guide
+        )
 
 
 def test_bad_monthly_files_are_one_line(synth_root: Path, tmp_path: Path) -> None:
