@@ -70,17 +70,15 @@ def test_source_nodata_is_output_nodata_and_guide_nodata_is_no_observation(
 
 
 @pytest.fixture(scope="module")
-def msg_job(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A results folder with a finished smoke job of MSG (a fully convolutional network)."""
-    import os
-
+def msg_job(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) -> Path:
+    """A results folder with finished smoke jobs of MSG (a fully convolutional network) and JBU
+    (training-free, its sigma_r chosen on validation)."""
     folder = tmp_path_factory.mktemp("msgjob")
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
-        assert main(["run", "-m", "msg", "--protocol", "smoke", "-q", "--no-leaderboard"]) == 0
-    finally:
-        os.chdir(cwd)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        patch.setenv("GSR_BENCH_CACHE", str(shared_cache))  # the runner tests' prepared smoke data
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        assert main(["run", "-m", "msg", "-m", "jbu", "--protocol", "smoke", "-q", "--no-leaderboard"]) == 0
     return folder / "results"
 
 
@@ -105,7 +103,7 @@ def test_a_trained_job_predicts_without_seams_and_as_one_pass(
     results = ["--results", str(msg_job)]
     assert _predict(scene, workdir / "msg.tif", *results, method="msg") == 0
     blended, tags, _ = _read(workdir / "msg.tif")
-    run = next(iter(Tracker(msg_job).runs()))
+    run = next(r for r in Tracker(msg_job).runs() if r.data.tags["method"] == "msg")
     assert tags["GSR_BENCH_JOB_KEY"] == run.data.tags["job_key"]
     assert tags["GSR_BENCH_CODE_FINGERPRINT"] == run.data.tags["code_fingerprint"]
     assert (tags["GSR_BENCH_METHOD"], tags["GSR_BENCH_METHOD_VERSION"]) == (
@@ -138,6 +136,24 @@ def test_a_trained_job_predicts_without_seams_and_as_one_pass(
     borders = sorted({c for x in grid.columns() for c in (x, x + 60)})
     assert _seam_ratio(blended, borders) < 1.1
     assert _seam_ratio(whole, borders) < 1.1
+
+
+def test_a_tuned_training_free_job_keeps_the_choice_its_fit_made(
+    workdir: Path, scene: MosaicScene, msg_job: Path
+) -> None:
+    from gsr_bench.model_file import MODEL_FILE, load_model
+
+    run = next(r for r in Tracker(msg_job).runs() if r.data.tags["method"] == "jbu")
+    model_file = Tracker(msg_job).download(run.info.run_id, MODEL_FILE, workdir)
+    assert model_file is not None
+    card, weights = load_model(model_file)
+    assert weights is None and card.options["sigma_r"] == float(run.data.params["chosen.sigma_r"])
+    assert card.job_key == run.data.tags["job_key"] and card.guide_dtype == "float16"
+    assert _predict(scene, workdir / "tuned.tif", "--results", str(msg_job), method="jbu") == 0
+    assert _predict(scene, workdir / "defaults.tif", method="jbu") == 0  # no job here: its defaults
+    tuned, tags, _ = _read(workdir / "tuned.tif")
+    assert tags["GSR_BENCH_JOB_KEY"] == card.job_key
+    assert np.nanmean(np.abs(tuned - _read(workdir / "defaults.tif")[0])) > 0.1
 
 
 def test_without_overlap_the_seam_statistic_sees_the_seams(
