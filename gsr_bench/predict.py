@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from gsr_bench.channels import SOURCE_MASK, sensor_of
+from gsr_bench.channels import SOURCE_MASK
 from gsr_bench.data.raster import Scene
-from gsr_bench.data.tiles import safe_std
+from gsr_bench.data.tiles import guide_statistics
 from gsr_bench.errors import GsrBenchError
 from gsr_bench.fingerprint import code_fingerprint
 from gsr_bench.jobs import Job
@@ -160,19 +160,15 @@ def scene_statistics(model: Model, scene: Scene) -> Model:
     read), masks left as 0/1, and the source's for the task, as a job takes them from train."""
     overview = scene.read_overview(1024)
     flat = overview.reshape(len(overview), -1)
-    with np.errstate(all="ignore"):
-        mean = np.nan_to_num(np.nanmean(flat, axis=1))
-        std = safe_std(np.nan_to_num(np.nanstd(flat, axis=1)))
-    for k, name in enumerate(model.card.guide_channels):
-        if sensor_of(name) == "mask":
-            mean[k], std[k] = 0.0, 1.0
+    with np.errstate(all="ignore"):  # a band never observed: mean 0, std 0 (then 1)
+        observed = np.nan_to_num(np.nanmean(flat, axis=1)), np.nan_to_num(np.nanstd(flat, axis=1))
+    mean, std = guide_statistics(model.card.guide_channels, *observed)
     source = scene.source_array[np.isfinite(scene.source_array)]
     task = {**model.card.task, "target_mean": float(source.mean()), "target_std": float(source.std() or 1.0)}
     card = dataclasses.replace(
         model.card, guide_mean=[float(v) for v in mean], guide_std=[float(v) for v in std], task=task
     )
     method = model.method.spec.create(card.task_info, **card.options)
-    log.info("no job: the guide is z-scored with the scene's own statistics")
     return Model(method, card, model.origin + "; guide z-scored with the scene's own statistics")
 
 
@@ -180,20 +176,21 @@ def prepare_for_scene(model: Model, protocol: Any, device: torch.device) -> Meth
     """The method on ``device``; a training-free one from a job has its ``fit`` run again: with
     the choices it made restored, it takes only the seed and the protocol's settings, no data
     (without a job, it keeps its defaults)."""
-    method = model.method
-    seed = model.card.seed
+    method = model.method.to(device)
     if model.has_job and not isinstance(method, TorchMethod):
         from gsr_bench.training import TrainContext
 
-        ctx = TrainContext(protocol.train, seed, device, "", None, False, protocol.device, protocol.loader)
+        ctx = TrainContext(
+            protocol.train, model.card.seed, device, "", None, False, protocol.device, protocol.loader
+        )
         try:
-            method.to(device).fit(None, None, ctx)
+            method.fit(None, None, ctx)
         except Exception as exc:
             raise GsrBenchError(
                 f"{model.card.method}: its fit needs data beyond the choices its job recorded "
                 f"({type(exc).__name__}: {exc}); predict cannot apply it to a scene"
             ) from None
-    return method.to(device)
+    return method
 
 
 def output_tags(model: Model, scene: Scene) -> dict[str, str]:

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from gsr_bench.data.raster import Scene
 from gsr_bench.data.scene import Blender, Grid
 from gsr_bench.data.source import fill_invalid_blocks, with_source_mask
+from gsr_bench.data.tiles import normalize_guide
 from gsr_bench.faults import kill_point
 from gsr_bench.method import Method
 from gsr_bench.ops import project_to_source
@@ -72,9 +73,7 @@ def prepare_tile(
     """A tile as methods receive it: the guide rounded to the precision the prepared tiles kept
     (``guide_dtype``), normalized, with the source mask ``[C + 1, H, W]``; the filled source
     ``[1, h, w]``; which source blocks have a value ``[h, w]``."""
-    guide = guide.astype(guide_dtype).astype(np.float32)
-    g = (guide - mean[:, None, None]) / std[:, None, None]
-    g = np.nan_to_num(g, nan=0.0).astype(np.float32)
+    g = normalize_guide(guide.astype(guide_dtype).astype(np.float32), mean, std)
     valid = np.isfinite(source)[None]
     filled = fill_invalid_blocks(np.nan_to_num(source, nan=0.0)[None].astype(np.float32), valid)
     g_t = with_source_mask(torch.from_numpy(g), torch.from_numpy(valid), scale)

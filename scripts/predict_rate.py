@@ -26,10 +26,11 @@ from gsr_bench.bench import measure
 from gsr_bench.data.raster import open_scene
 from gsr_bench.data.scene import Grid
 from gsr_bench.data.scene_writer import SceneWriter
+from gsr_bench.data.tiles import guide_statistics
 from gsr_bench.method import TaskInfo
 from gsr_bench.plugins import get_plugin_manager
 from gsr_bench.scene_predict import default_overlap, predict_scene, prepare_tile
-from tests.scenes.mosaic import mosaic_scene
+from tests.scenes.mosaic import mosaic_scene, seam_ratio
 
 
 def main() -> None:
@@ -51,8 +52,10 @@ def main() -> None:
         task = TaskInfo((*channels, "avail_source"), 10, args.tile, 60.0, 70.0, 500.0)
         torch.manual_seed(0)
         method = pm.methods.get(args.method).create(task).to(device)
-        mean = np.nanmean(scene_files.guide_array, axis=(1, 2)).astype(np.float32)
-        std = np.nanstd(scene_files.guide_array, axis=(1, 2)).astype(np.float32) + 1e-6
+        arrays = scene_files.guide_array
+        mean, std = guide_statistics(
+            channels, np.nanmean(arrays, axis=(1, 2)), np.nanstd(arrays, axis=(1, 2))
+        )
         overlap = default_overlap(args.tile, 10)
         bench = measure(pm, [args.method], device, batch=args.batch, repeats=5)[0]
         writer = SceneWriter(Path(tmp) / "out.tif", scene.height, scene.width, scene.crs, scene.transform, {})
@@ -88,12 +91,7 @@ def main() -> None:
         f"blended vs one pass (inner): mean |diff| {diff.mean():.4f}, max {diff.max():.4f}, "
         f"std of the map {np.std(whole[inner]):.3f}"
     )
-    grid = Grid(scene.height, scene.width, args.tile, overlap, 10)
-    borders = sorted({c for x in grid.columns() for c in (x, x + args.tile)} - {0, scene.width})
-    steps = np.abs(np.diff(blended, axis=1))
-    at = np.zeros(steps.shape[1], bool)
-    at[[b - 1 for b in borders]] = True
-    ratio = np.nanmean(steps[:, at]) / np.nanmean(steps[:, ~at])
+    ratio = seam_ratio(blended, Grid(scene.height, scene.width, args.tile, overlap, 10))
     print(f"seam statistic (steps at tile borders / elsewhere): {ratio:.3f}")
 
 

@@ -14,9 +14,9 @@ from gsr_bench.tracking import Tracker
 
 rasterio = pytest.importorskip("rasterio")
 
-from tests.scenes.mosaic import MosaicScene, mosaic_scene, write_geotiff  # noqa: E402
+from tests.scenes.mosaic import MosaicScene, mosaic_scene, seam_ratio, write_geotiff  # noqa: E402
 
-GUIDE_ARGS = ["--protocol", "smoke", "-q"]
+SMOKE = ["--protocol", "smoke", "-q"]
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> MosaicScene:
 
 
 def _predict(scene: MosaicScene, out: Path, *extra: str, method: str = "bicubic") -> int:
-    argv = ["predict", "-m", method, *GUIDE_ARGS, "--source", str(scene.source), "--guide", str(scene.guide)]
+    argv = ["predict", "-m", method, *SMOKE, "--source", str(scene.source), "--guide", str(scene.guide)]
     return main([*argv, "--out", str(out), *extra])
 
 
@@ -61,7 +61,7 @@ def test_source_nodata_is_output_nodata_and_guide_nodata_is_no_observation(
     guide = scene.guide_array.copy()
     guide[:, 500:540, 500:540] = np.nan  # no observation at all there
     blind = write_geotiff(workdir / "blind.tif", guide, 10.0, nodata=float("nan"), names=scene.channels)
-    argv = ["predict", "-m", "bilinear", *GUIDE_ARGS, "--source", str(holed), "--guide", str(blind)]
+    argv = ["predict", "-m", "bilinear", *SMOKE, "--source", str(holed), "--guide", str(blind)]
     assert main([*argv, "--out", "out.tif"]) == 0
     values, _, _ = _read(workdir / "out.tif")
     assert np.isnan(values[100:130, 200:240]).all()
@@ -80,14 +80,6 @@ def msg_job(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) -> Pat
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
         assert main(["run", "-m", "msg", "-m", "jbu", "--protocol", "smoke", "-q", "--no-leaderboard"]) == 0
     return folder / "results"
-
-
-def _seam_ratio(values: np.ndarray, borders: list[int]) -> float:
-    """Mean |horizontal step| across the given column borders over the mean elsewhere."""
-    steps = np.abs(np.diff(values, axis=1))
-    at = np.zeros(steps.shape[1], bool)
-    at[[b - 1 for b in borders if 0 < b < values.shape[1]]] = True
-    return float(np.nanmean(steps[:, at]) / np.nanmean(steps[:, ~at]))
 
 
 def test_a_trained_job_predicts_without_seams_and_as_one_pass(
@@ -133,9 +125,8 @@ def test_a_trained_job_predicts_without_seams_and_as_one_pass(
 
     # no seams: steps across the tiles' borders are like steps anywhere else
     grid = Grid(1000, 1000, 60, 20, 10)
-    borders = sorted({c for x in grid.columns() for c in (x, x + 60)})
-    assert _seam_ratio(blended, borders) < 1.1
-    assert _seam_ratio(whole, borders) < 1.1
+    assert seam_ratio(blended, grid) < 1.1
+    assert seam_ratio(whole, grid) < 1.1
 
 
 def test_a_tuned_training_free_job_keeps_the_choice_its_fit_made(
@@ -163,8 +154,9 @@ def test_without_overlap_the_seam_statistic_sees_the_seams(
     argv = ["--results", str(msg_job), "--overlap", "0"]
     assert _predict(scene, workdir / "abut.tif", *argv, method="msg") == 0
     values = _read(workdir / "abut.tif")[0]
-    borders = list(range(60, 1000, 60))
-    assert _seam_ratio(values, borders) > 1.1
+    from gsr_bench.data.scene import Grid
+
+    assert seam_ratio(values, Grid(1000, 1000, 60, 0, 10)) > 1.1
 
 
 def test_a_missing_job_is_one_line_with_the_command_that_makes_it(
@@ -198,7 +190,7 @@ def test_bad_inputs_are_one_line_before_any_tile(
     for change, message in cases:
         args = {"--source": str(scene.source), "--guide": str(scene.guide)}
         args[change[0]] = change[1]
-        argv = ["predict", "-m", "bicubic", *GUIDE_ARGS, *[v for kv in args.items() for v in kv]]
+        argv = ["predict", "-m", "bicubic", *SMOKE, *[v for kv in args.items() for v in kv]]
         assert main([*argv, "--out", "new.tif"]) == 2, change
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], (change, err)
@@ -221,7 +213,7 @@ def test_a_killed_predict_leaves_no_file_that_looks_complete(tmp_path: Path, sce
         "predict",
         "-m",
         "bilinear",
-        *GUIDE_ARGS,
+        *SMOKE,
         "--results",
         str(tmp_path),
     ]
@@ -272,7 +264,7 @@ def test_a_10k_scene_keeps_memory_to_a_strip_of_its_width(tmp_path: Path, scene:
     coarse = np.random.default_rng(0).uniform(0, 300, (n // 10, n // 10)).astype(np.float32)
     source = write_geotiff(tmp_path / "source.tif", coarse, 100.0, nodata=-9999.0)
     out = tmp_path / "out.tif"
-    command = [sys.executable, "-m", "gsr_bench", "predict", "-m", "nearest", *GUIDE_ARGS, "--tile", "500"]
+    command = [sys.executable, "-m", "gsr_bench", "predict", "-m", "nearest", *SMOKE, "--tile", "500"]
     command += ["--source", str(source), "--guide", str(guide), "--out", str(out), "--results", str(tmp_path)]
     # a wrapper whose only child is predict: RUSAGE_CHILDREN is then that command's peak
     wrapper = (

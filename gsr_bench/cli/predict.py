@@ -102,19 +102,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         model = from_job(Tracker(Path(args.results), args.tracking_uri), jobs, args.root, args.dataset_option)
     log.info("model: %s", model.origin)
     tile = args.tile or int(model.card.task["crop"])
-    with rasterio.Env(GDAL_CACHEMAX=cache_bytes(args.guide, tile) if _readable(args.guide) else 2**27):
+    # set before any block is read: GDAL sizes its cache once, at 5 % of the memory by default
+    with rasterio.Env(GDAL_CACHEMAX=cache_bytes(args.guide, tile)):
         return _predict_scene(args, model, protocol, tile)
-
-
-def _readable(paths: list[str]) -> bool:
-    import rasterio
-
-    try:
-        for path in paths:
-            rasterio.open(path).close()
-    except Exception:
-        return False  # open_scene says what is wrong with it
-    return True
 
 
 def _predict_scene(args: argparse.Namespace, model: Any, protocol: Any, tile: int) -> int:

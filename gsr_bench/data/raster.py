@@ -61,11 +61,7 @@ class Scene:
 
         if not self._open:
             self._open = [rasterio.open(path) for path in self.guides]
-        parts = []
-        for src in self._open:
-            data = src.read(window=Window(x, y, size, size), masked=True).astype(np.float32)
-            parts.append(np.ma.filled(data, np.nan))
-        return np.concatenate(parts)
+        return np.concatenate([_read_nan(src, Window(x, y, size, size)) for src in self._open])
 
     def read_overview(self, size: int) -> np.ndarray:
         """``[C, h, w]`` float32 of the whole guide decimated to about ``size`` pixels on its
@@ -84,20 +80,16 @@ class Scene:
                 win_w = min(self.width, -(-1024 // block_w) * block_w)
                 out = np.full((src.count, len(ys), len(xs)), np.nan, np.float32)
                 for top in range(0, self.height, win_h):
-                    rows = ys[(ys >= top) & (ys < top + win_h)]
-                    if not len(rows):
-                        continue
+                    r0, r1 = np.searchsorted(ys, [top, top + win_h])
                     for left in range(0, self.width, win_w):
-                        cols = xs[(xs >= left) & (xs < left + win_w)]
-                        if not len(cols):
+                        c0, c1 = np.searchsorted(xs, [left, left + win_w])
+                        if r0 == r1 or c0 == c1:
                             continue
                         window = Window(
                             left, top, min(win_w, self.width - left), min(win_h, self.height - top)
                         )
-                        data = np.ma.filled(src.read(window=window, masked=True).astype(np.float32), np.nan)
-                        out[:, np.searchsorted(ys, rows[0]) : np.searchsorted(ys, rows[-1]) + 1][
-                            :, :, np.searchsorted(xs, cols[0]) : np.searchsorted(xs, cols[-1]) + 1
-                        ] = data[:, rows - top][:, :, cols - left]
+                        data = _read_nan(src, window)
+                        out[:, r0:r1, c0:c1] = data[:, ys[r0:r1] - top][:, :, xs[c0:c1] - left]
             parts.append(out)
         return np.concatenate(parts)
 
@@ -112,6 +104,12 @@ class Scene:
         return self.source_array[y // s : (y + size) // s, x // s : (x + size) // s]
 
 
+def _read_nan(src: Any, window: Any, indexes: int | None = None, **kwargs: Any) -> np.ndarray:
+    """A window of an open raster (all bands, or band ``indexes``) as float32, nodata as NaN."""
+    data = src.read(indexes, window=window, masked=True, **kwargs)
+    return np.ma.filled(data.astype(np.float32), np.nan)
+
+
 def cache_bytes(guides: Sequence[str | Path], tile: int) -> int:
     """A GDAL block cache that holds the guide blocks one row of tiles reads, all bands (a
     strip of the scene's width), at most :data:`MAX_CACHE`: every block is then decoded about
@@ -121,9 +119,12 @@ def cache_bytes(guides: Sequence[str | Path], tile: int) -> int:
 
     total = 64 * 2**20  # the output's blocks and the source
     for path in guides:
-        with rasterio.open(path) as src:
-            block_h = src.block_shapes[0][0]
-            total += src.count * np.dtype(src.dtypes[0]).itemsize * src.width * (tile + 2 * block_h)
+        try:
+            with rasterio.open(path) as src:
+                block_h = src.block_shapes[0][0]
+                total += src.count * np.dtype(src.dtypes[0]).itemsize * src.width * (tile + 2 * block_h)
+        except Exception:  # open_scene says, in one line, what is wrong with the file
+            continue
     return min(total, MAX_CACHE)
 
 
@@ -280,8 +281,7 @@ def _read_aligned(src: Any, origin: tuple[int, int], shape: tuple[int, int]) -> 
     from rasterio.windows import Window
 
     row, col = origin
-    data = src.read(1, window=Window(col, row, shape[1], shape[0]), boundless=True, masked=True)
-    return np.ma.filled(data.astype(np.float32), np.nan)
+    return _read_nan(src, Window(col, row, shape[1], shape[0]), 1, boundless=True)
 
 
 def _warp(src: Any, coarse: Any, crs: Any, shape: tuple[int, int]) -> np.ndarray:

@@ -70,6 +70,23 @@ def safe_std(std: np.ndarray) -> np.ndarray:
     return np.where(std > 1e-6, std, 1.0)
 
 
+def guide_statistics(channels: Sequence[str], mean: Any, std: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The float32 mean and std each guide channel is z-scored with: :func:`safe_std`, and
+    availability masks left as 0/1 (mean 0, std 1), so that temporal methods read them as masks.
+    Training, evaluation and ``gsr-bench predict`` all take them from here."""
+    mean = np.array(mean, np.float32)
+    std = safe_std(std).astype(np.float32)
+    masks = [k for k, name in enumerate(channels) if sensor_of(name) == "mask"]
+    mean[masks], std[masks] = 0.0, 1.0
+    return mean, std
+
+
+def normalize_guide(guide: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """``[C, H, W]`` z-scored with ``mean``/``std``, no observation (NaN) as 0: the mean."""
+    z = (guide - mean[:, None, None]) / std[:, None, None]
+    return np.nan_to_num(z, nan=0.0).astype(np.float32)
+
+
 @dataclass
 class TileSet(torch.utils.data.Dataset):
     """Tiles of one prepared split, cropped (top-left) to ``crop``."""
@@ -109,8 +126,7 @@ class TileSet(torch.utils.data.Dataset):
         target = f["target"][i, :, :c, :c]
         valid = f["valid"][i, :, :c, :c]
         chip_id = f["chip_id"][i].decode()
-        guide = (guide - self.guide_mean[:, None, None]) / self.guide_std[:, None, None]
-        guide = np.nan_to_num(guide, nan=0.0).astype(np.float32)  # no observation: the mean
+        guide = normalize_guide(guide, self.guide_mean, self.guide_std)
         source, source_valid = degrade(target, valid, self.info.scale, self.degradation, chip_id)
         return {
             "guide": with_source_mask(
@@ -292,11 +308,7 @@ def open_prepared(
     for split, idx in zip(("train", "val", "test"), lists, strict=True):
         if not idx:
             raise DataError(f"{name}: the {split} split is empty")
-    mean = np.asarray(attrs["guide_mean"], np.float32)
-    std = safe_std(attrs["guide_std"]).astype(np.float32)
-    # availability masks reach methods as 0/1, so that temporal methods can read them as masks
-    masks = [k for k, name in enumerate(channels) if sensor_of(name) == "mask"]
-    mean[masks], std[masks] = 0.0, 1.0
+    mean, std = guide_statistics(channels, attrs["guide_mean"], attrs["guide_std"])
     sets = [
         TileSet(path, idx, info, mean, std, crop, degradation)
         for path, idx in ((train_h5, lists[0]), (train_h5, lists[1]), (test_h5, lists[2]))

@@ -14,36 +14,10 @@ from rasterio.crs import CRS  # noqa: E402
 from rasterio.transform import from_origin  # noqa: E402
 
 from gsr_bench.data.raster import open_scene  # noqa: E402
+from tests.scenes.mosaic import ORIGIN, UTM_EPSG, write_geotiff  # noqa: E402
 
-UTM = CRS.from_epsg(32635)  # Finland
-X0, Y0 = 500_000.0, 6_900_000.0
-
-
-def _write(
-    path: Path,
-    data: np.ndarray,
-    transform: object,
-    crs: object = UTM,
-    nodata: float | None = None,
-    names: tuple[str, ...] | None = None,
-) -> Path:
-    data = data if data.ndim == 3 else data[None]
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        height=data.shape[1],
-        width=data.shape[2],
-        count=data.shape[0],
-        dtype=data.dtype,
-        crs=crs,
-        transform=transform,
-        nodata=nodata,
-    ) as dst:
-        dst.write(data)
-        if names:
-            dst.descriptions = names
-    return path
+UTM = CRS.from_epsg(UTM_EPSG)  # Finland
+X0, Y0 = ORIGIN
 
 
 def _scene(tmp_path: Path, size: int = 60, bands: int = 3) -> tuple[Path, Path, np.ndarray, np.ndarray]:
@@ -51,8 +25,8 @@ def _scene(tmp_path: Path, size: int = 60, bands: int = 3) -> tuple[Path, Path, 
     guide = rng.normal(size=(bands, size, size)).astype(np.float32)
     target = rng.uniform(0, 300, (size, size)).astype(np.float32)
     coarse = target.reshape(size // 10, 10, size // 10, 10).mean(axis=(1, 3))
-    g = _write(tmp_path / "guide.tif", guide, from_origin(X0, Y0, 10, 10))
-    s = _write(tmp_path / "source.tif", coarse, from_origin(X0, Y0, 100, 100), nodata=-9999.0)
+    g = write_geotiff(tmp_path / "guide.tif", guide, 10.0)
+    s = write_geotiff(tmp_path / "source.tif", coarse, 100.0, nodata=-9999.0)
     return g, s, guide, coarse
 
 
@@ -71,21 +45,32 @@ def test_a_larger_source_is_read_under_the_guide_and_nodata_is_nan(tmp_path: Pat
     big = np.full((8, 8), -9999.0, np.float32)
     big[1:7, 1:7] = coarse
     big[1, 1] = -9999.0
-    s = _write(tmp_path / "big.tif", big, from_origin(X0 - 100, Y0 + 100, 100, 100), nodata=-9999.0)
+    s = write_geotiff(tmp_path / "big.tif", big, 100.0, nodata=-9999.0, origin=(X0 - 100, Y0 + 100))
     scene = open_scene([g], s, ("a", "b", "c"), 10)
     expected = coarse.copy()
     expected[0, 0] = np.nan
     np.testing.assert_allclose(scene.source_array, expected)
 
 
+def test_the_overview_is_every_step_th_pixel_read_by_whole_blocks(tmp_path: Path) -> None:
+    """What predict's statistics and quicklook read: a 600 x 520 guide in 256 px blocks (windows
+    span blocks and partial edges) decimated to about 100 px: every 6th pixel, nodata as NaN."""
+    guide = np.random.default_rng(2).normal(size=(2, 600, 520)).astype(np.float32)
+    guide[1, 300:320, 12:30] = -9999.0
+    g = write_geotiff(tmp_path / "guide.tif", guide, 10.0, nodata=-9999.0)
+    s = write_geotiff(tmp_path / "source.tif", np.ones((60, 52), np.float32), 100.0)
+    overview = open_scene([g], s, ("a", "b"), 10).read_overview(100)
+    expected = np.where(guide == -9999.0, np.nan, guide)[:, ::6, ::6]
+    assert overview.shape == (2, 100, 87)
+    np.testing.assert_array_equal(overview, expected)
+
+
 def test_mismatches_are_one_line_naming_both_sides(tmp_path: Path) -> None:
     g, s, guide, coarse = _scene(tmp_path)
-    shifted = _write(tmp_path / "shifted.tif", coarse, from_origin(X0 + 35, Y0, 100, 100))
-    other_crs = _write(tmp_path / "wgs.tif", coarse, from_origin(X0, Y0, 100, 100), crs=CRS.from_epsg(32634))
-    empty = _write(
-        tmp_path / "empty.tif", np.full_like(coarse, -9999.0), from_origin(X0, Y0, 100, 100), nodata=-9999.0
-    )
-    named = _write(tmp_path / "named.tif", guide, from_origin(X0, Y0, 10, 10), names=("a", "x", "c"))
+    shifted = write_geotiff(tmp_path / "shifted.tif", coarse, 100.0, origin=(X0 + 35, Y0))
+    other_crs = write_geotiff(tmp_path / "wgs.tif", coarse, 100.0, epsg=32634)
+    empty = write_geotiff(tmp_path / "empty.tif", np.full_like(coarse, -9999.0), 100.0, nodata=-9999.0)
+    named = write_geotiff(tmp_path / "named.tif", guide, 10.0, names=("a", "x", "c"))
     for args, message in [
         (([g], s, ("a", "b"), 10), "the guide has 3 band(s) in guide.tif; the model reads 2: a, b"),
         (([g], shifted, ("a", "b", "c"), 10), "is not the guide's at scale 10"),
@@ -103,7 +88,7 @@ def test_resample_source_warps_it_onto_the_grid(tmp_path: Path) -> None:
     """A 50 m source warped by average onto the 100 m grid gives each block the mean of its 4."""
     g, _, _, coarse = _scene(tmp_path)
     fine = np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)
-    s = _write(tmp_path / "s50.tif", fine, from_origin(X0, Y0, 50, 50))
+    s = write_geotiff(tmp_path / "s50.tif", fine, 50.0)
     with pytest.raises(DataError, match="--resample-source"):
         open_scene([g], s, ("a", "b", "c"), 10)
     scene = open_scene([g], s, ("a", "b", "c"), 10, resample_source=True)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gsr_bench.data.scene import Grid
+
 UTM_EPSG = 32635  # Finland
 ORIGIN = (500_000.0, 6_900_000.0)
 
@@ -96,3 +98,15 @@ def mosaic_scene(folder: Path, chips_root: Path, n: int = 4, chip: int = 250, se
         target,
         channels,
     )
+
+
+def seam_ratio(values: np.ndarray, grid: Grid) -> float:
+    """The seam statistic: the mean |step| between neighbouring columns across the tiles'
+    column borders of ``grid``, over the mean step
+    elsewhere. About 1 without seams; abutting tiles of a network give several times that."""
+    width = values.shape[1]
+    borders = {c for x in grid.columns() for c in (x, x + grid.tile)} - {0, width}
+    steps = np.abs(np.diff(values, axis=1))
+    at = np.zeros(steps.shape[1], bool)
+    at[[b - 1 for b in borders]] = True
+    return float(np.nanmean(steps[:, at]) / np.nanmean(steps[:, ~at]))
